@@ -1,0 +1,1 @@
+"""Visual DM persistence and service layer."""
