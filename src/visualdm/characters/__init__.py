@@ -1,0 +1,1 @@
+"""Characters: the Character System's data (attributes, stats, positions)."""

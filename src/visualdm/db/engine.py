@@ -1,0 +1,76 @@
+"""Builds the async engine and session factory from settings; nothing is created at import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from visualdm.settings import Settings
+
+
+@dataclass
+class Database:
+    """An engine, its session factory and the role policy units of work run under."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    role_prefix: str | None
+
+    @property
+    def dialect(self) -> str:
+        """'postgresql' or 'sqlite'."""
+        return self.engine.dialect.name
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    """Turn on foreign keys and WAL, and make every transaction take the write lock up front.
+
+    SQLite allows one writer; with deferred BEGIN two transactions that read then write deadlock
+    into SQLITE_BUSY. BEGIN IMMEDIATE queues writers behind the lock instead (busy_timeout).
+    """
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_database(settings: Settings, *, role_prefix: str | None = None) -> Database:
+    """Create the engine for `settings.database_url`; module roles only on PostgreSQL."""
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url)
+        _sqlite_pragmas(engine)
+        prefix = None
+    else:
+        engine = create_async_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_pre_ping=True,
+        )
+        prefix = (role_prefix or settings.db_role_prefix) if settings.db_roles else None
+    sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+    return Database(engine=engine, sessions=sessions, role_prefix=prefix)

@@ -1,0 +1,124 @@
+"""The unit of work: one transaction, the module it runs as, and what to do after it commits.
+
+`async with unit_of_work(db, clock=...) as uow:` is the only way to open a transaction; it is
+used by the API dependency, the CLI and the job runner. Services and repositories never commit.
+Audit entries are appended just before commit (so every transaction takes the audit chain's lock
+last and none can deadlock on it); events and cache updates run only after the commit succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from visualdm.clock import Clock
+from visualdm.db.engine import Database
+from visualdm.events.bus import DomainEvent, EventBus
+from visualdm.ownership import Module
+
+if TYPE_CHECKING:
+    from visualdm.audit.models import PendingAudit
+
+log = structlog.get_logger(__name__)
+
+AfterCommit = Callable[[], Awaitable[None]]
+BeforeCommit = Callable[["UnitOfWork"], Awaitable[None]]
+
+
+@dataclass
+class UnitOfWork:
+    """A transaction in progress, with the services' shared context."""
+
+    session: AsyncSession
+    clock: Clock
+    db: Database
+    bus: EventBus | None = None
+    cache: Any = None
+    module: Module | None = None
+    events: list[DomainEvent] = field(default_factory=list)
+    pending_audit: list[PendingAudit] = field(default_factory=list)
+    _after_commit: list[AfterCommit] = field(default_factory=list)
+    _before_commit: list[BeforeCommit] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def acting_as(self, module: Module) -> AsyncIterator[UnitOfWork]:
+        """Run the block as `module`: on PostgreSQL under that module's least-privilege role."""
+        previous = self.module
+        if previous is not module:
+            await self._set_role(module)
+        self.module = module
+        try:
+            yield self
+        except BaseException:
+            self.module = previous
+            await self._reset_role_quietly(previous)
+            raise
+        self.module = previous
+        if previous is not module:
+            await self._set_role(previous)
+
+    def publish(self, event: DomainEvent) -> None:
+        """Queue `event`; it is published after (and only if) the transaction commits."""
+        self.events.append(event)
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        """Run `callback` after the commit succeeded (cache write-through, notifications)."""
+        self._after_commit.append(callback)
+
+    def before_commit(self, callback: BeforeCommit) -> None:
+        """Run `callback` just before commit, inside the transaction (once per registration)."""
+        self._before_commit.append(callback)
+
+    async def _set_role(self, module: Module | None) -> None:
+        prefix = self.db.role_prefix
+        if prefix is None:
+            return
+        if module is None:
+            await self.session.execute(text("RESET ROLE"))
+        else:
+            # Role names come from the Module enum and a configured prefix, never from input.
+            await self.session.execute(text(f'SET LOCAL ROLE "{prefix}{module.value}"'))
+
+    async def _reset_role_quietly(self, module: Module | None) -> None:
+        # The transaction is already failing; it will be rolled back as a whole.
+        with contextlib.suppress(DBAPIError):
+            await self._set_role(module)
+
+    async def _finish(self) -> None:
+        for callback in self._before_commit:
+            await callback(self)
+
+    async def _committed(self) -> None:
+        for callback in self._after_commit:
+            try:
+                await callback()
+            except Exception:
+                # The data is committed; a cache or notifier failure must not report failure.
+                log.exception("after-commit callback failed")
+        if self.bus is not None and self.events:
+            try:
+                await self.bus.publish(self.events)
+            except Exception:
+                log.exception("event publication failed", count=len(self.events))
+
+
+@asynccontextmanager
+async def unit_of_work(
+    db: Database, *, clock: Clock, bus: EventBus | None = None, cache: Any = None
+) -> AsyncIterator[UnitOfWork]:
+    """Open a transaction; commit when the block succeeds, roll back when it raises."""
+    async with db.sessions() as session:
+        uow = UnitOfWork(session=session, clock=clock, db=db, bus=bus, cache=cache)
+        async with session.begin():
+            yield uow
+            await uow._finish()
+            await session.flush()
+        await uow._committed()

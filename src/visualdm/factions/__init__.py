@@ -1,0 +1,1 @@
+"""Factions: hierarchy, relations and membership (the Faction System's data)."""

@@ -1,0 +1,661 @@
+"""The ownership registry: spec/data-ownership.md sections 2, 3, 5 and 6 as typed data.
+
+Every policy number (TTL, retention, archival age, retry limit, rate limit, permission) lives here
+and only here; code reads it from this module. `visualdm ownership show` renders it back to the
+spec's tables, and a test fails when docs/data-ownership.md drifts from that rendering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+
+class Domain(StrEnum):
+    """The data domains of spec section 2."""
+
+    CHARACTER = "character"
+    FACTION = "faction"
+    QUEST = "quest"
+    SPATIAL = "spatial"
+    AUTHENTICATION = "authentication"
+    CACHE = "cache"
+
+
+class System(StrEnum):
+    """The systems that own domains and appear as rows of the permission matrix (spec 6.1)."""
+
+    CHARACTER = "Character System"
+    FACTION = "Faction System"
+    QUEST = "Quest System"
+    SPATIAL = "Spatial System"
+    AUTHENTICATION = "Authentication System"
+    CACHE = "Cache System"
+
+
+class Module(StrEnum):
+    """System modules: the principals that carry out work, each belonging to one system."""
+
+    CHARACTER_CREATION = "character_creation"
+    CHARACTER_MANAGEMENT = "character_management"
+    FACTION_MANAGEMENT = "faction_management"
+    WORLD_GENERATION = "world_generation"
+    QUEST_GENERATION = "quest_generation"
+    QUEST_MANAGEMENT = "quest_management"
+    SPATIAL_MANAGEMENT = "spatial_management"
+    AUTHENTICATION = "authentication"
+    CACHE_MANAGEMENT = "cache_management"
+
+    @property
+    def spec_name(self) -> str:
+        """The module's name as the spec writes it."""
+        return _MODULE_TITLES[self]
+
+
+_MODULE_TITLES = {
+    Module.CHARACTER_CREATION: "Character Creation System",
+    Module.CHARACTER_MANAGEMENT: "Character Management System",
+    Module.FACTION_MANAGEMENT: "Faction Management System",
+    Module.WORLD_GENERATION: "World Generation System",
+    Module.QUEST_GENERATION: "Quest Generation System",
+    Module.QUEST_MANAGEMENT: "Quest Management System",
+    Module.SPATIAL_MANAGEMENT: "Spatial Management System",
+    Module.AUTHENTICATION: "Authentication System",
+    Module.CACHE_MANAGEMENT: "Cache Management System",
+}
+
+
+class Resource(StrEnum):
+    """What permissions are granted on; finer than domains where spec 6.1 is."""
+
+    CHARACTER = "character"
+    CHARACTER_POSITION = "character_position"
+    FACTION = "faction"
+    FACTION_MEMBERSHIP = "faction_membership"
+    QUEST = "quest"
+    QUEST_ASSIGNMENT = "quest_assignment"
+    SPATIAL_INDEX = "spatial_index"
+    AUTH_DATA = "auth_data"
+    CACHED_DATA = "cached_data"
+
+
+class Action(StrEnum):
+    """What may be done to a resource. WRITE in the spec means CREATE, UPDATE and DELETE."""
+
+    READ = "read"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+WRITE = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE})
+READ = frozenset({Action.READ})
+ALL = READ | WRITE
+
+
+class Role(StrEnum):
+    """User roles carried in the JWT."""
+
+    PLAYER = "player"
+    GM = "gm"
+    ADMIN = "admin"
+
+
+class Scope(StrEnum):
+    """How far a role's grant reaches: every row, or only rows the user owns."""
+
+    ANY = "any"
+    OWN = "own"
+
+
+class DeletionKind(StrEnum):
+    """How a domain's rows are deleted."""
+
+    SOFT_THEN_PURGE = "soft delete, then permanent deletion after retention"
+    IMMEDIATE = "immediate deletion when entities are removed"
+    TTL_EXPIRY = "automatic expiration based on TTL"
+
+
+class ArchivalKind(StrEnum):
+    """What happens to old rows."""
+
+    NONE = "none"
+    COLD_STORAGE = "archived to cold storage"
+    ANONYMIZE = "anonymized"
+
+
+class CacheKind(StrEnum):
+    """How a domain is cached."""
+
+    READ_THROUGH_WRITE_THROUGH = "read-through, write-through for updates"
+    IN_MEMORY_SPATIAL = "in-memory cache with spatial optimization"
+    TOKEN_STORE = "token-based with Redis"  # noqa: S105 (a strategy name, not a secret)
+    SELF = "N/A (is itself a cache)"
+
+
+@dataclass(frozen=True)
+class DomainPolicy:
+    """One table of spec section 2, plus its consistency window from section 5.3."""
+
+    domain: Domain
+    authoritative_source: str
+    owner: System
+    owner_module: Module | None
+    description: str
+    creation: tuple[Module, ...]
+    update: tuple[Module, ...]
+    deletion: DeletionKind
+    retention: timedelta | None
+    archival: ArchivalKind
+    archive_after_inactive: timedelta | None
+    archival_note: str
+    cache: CacheKind
+    cache_ttl: timedelta | None
+    consistency: str
+    consistency_window: timedelta | None
+    table: str | None
+
+
+DAY = timedelta(days=1)
+YEAR = timedelta(days=365)
+
+DOMAINS: dict[Domain, DomainPolicy] = {
+    p.domain: p
+    for p in (
+        DomainPolicy(
+            domain=Domain.CHARACTER,
+            authoritative_source="SQL Database (`characters` table)",
+            owner=System.CHARACTER,
+            owner_module=Module.CHARACTER_MANAGEMENT,
+            description="Core character data including attributes, race, background, and base "
+            "statistics",
+            creation=(Module.CHARACTER_CREATION,),
+            update=(Module.CHARACTER_MANAGEMENT,),
+            deletion=DeletionKind.SOFT_THEN_PURGE,
+            retention=timedelta(days=30),
+            archival=ArchivalKind.COLD_STORAGE,
+            archive_after_inactive=YEAR,
+            archival_note="Characters inactive for 1+ year are archived to cold storage",
+            cache=CacheKind.READ_THROUGH_WRITE_THROUGH,
+            cache_ttl=timedelta(minutes=5),
+            consistency="Immediate consistency for critical fields, 5-minute eventual consistency "
+            "for derived attributes",
+            consistency_window=timedelta(minutes=5),
+            table="characters",
+        ),
+        DomainPolicy(
+            domain=Domain.FACTION,
+            authoritative_source="SQL Database (`factions` table)",
+            owner=System.FACTION,
+            owner_module=Module.FACTION_MANAGEMENT,
+            description="Faction metadata, relationships, and hierarchies",
+            creation=(Module.WORLD_GENERATION,),
+            update=(Module.FACTION_MANAGEMENT,),
+            deletion=DeletionKind.SOFT_THEN_PURGE,
+            retention=timedelta(days=30),
+            archival=ArchivalKind.NONE,
+            archive_after_inactive=None,
+            archival_note="None (factions are maintained for world continuity)",
+            cache=CacheKind.READ_THROUGH_WRITE_THROUGH,
+            cache_ttl=timedelta(minutes=15),
+            consistency="15-minute eventual consistency",
+            consistency_window=timedelta(minutes=15),
+            table="factions",
+        ),
+        DomainPolicy(
+            domain=Domain.QUEST,
+            authoritative_source="SQL Database (`quests` table)",
+            owner=System.QUEST,
+            owner_module=Module.QUEST_MANAGEMENT,
+            description="Quest definitions, objectives, requirements, and rewards",
+            creation=(Module.QUEST_GENERATION,),
+            update=(Module.QUEST_MANAGEMENT,),
+            deletion=DeletionKind.SOFT_THEN_PURGE,
+            retention=timedelta(days=30),
+            archival=ArchivalKind.COLD_STORAGE,
+            archive_after_inactive=timedelta(days=90),
+            archival_note="Completed quests archived after 90 days of inactivity",
+            cache=CacheKind.READ_THROUGH_WRITE_THROUGH,
+            cache_ttl=timedelta(minutes=10),
+            consistency="10-minute eventual consistency",
+            consistency_window=timedelta(minutes=10),
+            table="quests",
+        ),
+        DomainPolicy(
+            domain=Domain.SPATIAL,
+            authoritative_source="Spatial Database (RBush-based)",
+            owner=System.SPATIAL,
+            owner_module=Module.SPATIAL_MANAGEMENT,
+            description="Spatial indexes and location-based queries for buildings and entities",
+            creation=(Module.WORLD_GENERATION,),
+            update=(Module.SPATIAL_MANAGEMENT,),
+            deletion=DeletionKind.IMMEDIATE,
+            retention=None,
+            archival=ArchivalKind.NONE,
+            archive_after_inactive=None,
+            archival_note="None (spatial data is regenerated as needed)",
+            cache=CacheKind.IN_MEMORY_SPATIAL,
+            cache_ttl=None,
+            consistency="1-second eventual consistency",
+            consistency_window=timedelta(seconds=1),
+            table=None,
+        ),
+        DomainPolicy(
+            domain=Domain.AUTHENTICATION,
+            authoritative_source="SQL Database (`users` table)",
+            owner=System.AUTHENTICATION,
+            owner_module=Module.AUTHENTICATION,
+            description="User authentication, permissions, and security credentials",
+            creation=(Module.AUTHENTICATION,),
+            update=(Module.AUTHENTICATION,),
+            deletion=DeletionKind.SOFT_THEN_PURGE,
+            retention=timedelta(days=90),
+            archival=ArchivalKind.ANONYMIZE,
+            archive_after_inactive=YEAR,
+            archival_note="Anonymized after 1 year of inactivity",
+            cache=CacheKind.TOKEN_STORE,
+            cache_ttl=timedelta(hours=24),
+            consistency="Immediate consistency",
+            consistency_window=timedelta(0),
+            table="users",
+        ),
+        DomainPolicy(
+            domain=Domain.CACHE,
+            authoritative_source="Redis",
+            owner=System.CACHE,
+            owner_module=Module.CACHE_MANAGEMENT,
+            description="Temporary storage for performance optimization",
+            creation=(),
+            update=(Module.CACHE_MANAGEMENT,),
+            deletion=DeletionKind.TTL_EXPIRY,
+            retention=None,
+            archival=ArchivalKind.NONE,
+            archive_after_inactive=None,
+            archival_note="None (ephemeral data)",
+            cache=CacheKind.SELF,
+            cache_ttl=None,
+            consistency="Varies by TTL (1-minute to 24-hour)",
+            consistency_window=timedelta(hours=24),
+            table=None,
+        ),
+    )
+}
+
+MODULE_SYSTEM: dict[Module, System | None] = {
+    Module.CHARACTER_CREATION: System.CHARACTER,
+    Module.CHARACTER_MANAGEMENT: System.CHARACTER,
+    Module.FACTION_MANAGEMENT: System.FACTION,
+    # World Generation belongs to no system of spec 6.1: it only creates (factions, the world).
+    Module.WORLD_GENERATION: None,
+    Module.QUEST_GENERATION: System.QUEST,
+    Module.QUEST_MANAGEMENT: System.QUEST,
+    Module.SPATIAL_MANAGEMENT: System.SPATIAL,
+    Module.AUTHENTICATION: System.AUTHENTICATION,
+    Module.CACHE_MANAGEMENT: System.CACHE,
+}
+
+
+@dataclass(frozen=True)
+class SystemAccess:
+    """A row of spec 6.1, as the spec words it and as resources."""
+
+    system: System
+    read_text: str
+    write_text: str
+    read: frozenset[Resource]
+    write: frozenset[Resource]
+
+
+R = Resource
+SYSTEM_ACCESS: dict[System, SystemAccess] = {
+    a.system: a
+    for a in (
+        SystemAccess(
+            System.CHARACTER,
+            "Character, Faction (members), Quest (assignments)",
+            "Character",
+            frozenset(
+                {R.CHARACTER, R.CHARACTER_POSITION, R.FACTION_MEMBERSHIP, R.QUEST_ASSIGNMENT}
+            ),
+            frozenset({R.CHARACTER, R.CHARACTER_POSITION}),
+        ),
+        SystemAccess(
+            System.FACTION,
+            "Faction, Character (members)",
+            "Faction, Character-Faction relationships",
+            frozenset({R.FACTION, R.FACTION_MEMBERSHIP, R.CHARACTER}),
+            frozenset({R.FACTION, R.FACTION_MEMBERSHIP}),
+        ),
+        SystemAccess(
+            System.QUEST,
+            "Quest, Character (quest assignments)",
+            "Quest, Character-Quest relationships",
+            frozenset({R.QUEST, R.QUEST_ASSIGNMENT, R.CHARACTER}),
+            frozenset({R.QUEST, R.QUEST_ASSIGNMENT}),
+        ),
+        SystemAccess(
+            System.SPATIAL,
+            "Spatial Index, Character (position)",
+            "Spatial Index",
+            frozenset({R.SPATIAL_INDEX, R.CHARACTER_POSITION}),
+            frozenset({R.SPATIAL_INDEX}),
+        ),
+        SystemAccess(
+            System.AUTHENTICATION,
+            "Authentication Data",
+            "Authentication Data",
+            frozenset({R.AUTH_DATA}),
+            frozenset({R.AUTH_DATA}),
+        ),
+        SystemAccess(
+            System.CACHE,
+            "All cached data",
+            "All cached data",
+            frozenset({R.CACHED_DATA}),
+            frozenset({R.CACHED_DATA}),
+        ),
+    )
+}
+
+
+def _module_grants() -> dict[Module, dict[Resource, frozenset[Action]]]:
+    """Split each system's 6.1 grants between its modules by section 2's responsibilities.
+
+    Every module of a system gets the system's READs. The module responsible for updating a
+    domain gets UPDATE and DELETE on the domain's own resource and full WRITE on the system's
+    relationship resources (memberships, assignments, positions). Only the module responsible
+    for creating a domain may CREATE its rows, even outside the owning system (World Generation
+    creates factions and the spatial world).
+    """
+    grants: dict[Module, dict[Resource, set[Action]]] = {m: {} for m in Module}
+    own_resources = set(_DOMAIN_RESOURCE.values())
+    for module, system in MODULE_SYSTEM.items():
+        if system is None:
+            continue
+        access = SYSTEM_ACCESS[system]
+        mine = grants[module]
+        for r in access.read:
+            mine.setdefault(r, set()).add(Action.READ)
+        if any(module in p.update for p in DOMAINS.values()):
+            for r in access.write:
+                actions = {Action.UPDATE, Action.DELETE} if r in own_resources else set(WRITE)
+                mine.setdefault(r, set()).update(actions | {Action.READ})
+    for p in DOMAINS.values():
+        for module in p.creation:
+            resource = _DOMAIN_RESOURCE[p.domain]
+            grants[module].setdefault(resource, set()).update({Action.CREATE, Action.READ})
+    return {m: {r: frozenset(a) for r, a in g.items()} for m, g in grants.items()}
+
+
+_DOMAIN_RESOURCE = {
+    Domain.CHARACTER: R.CHARACTER,
+    Domain.FACTION: R.FACTION,
+    Domain.QUEST: R.QUEST,
+    Domain.SPATIAL: R.SPATIAL_INDEX,
+    Domain.AUTHENTICATION: R.AUTH_DATA,
+    Domain.CACHE: R.CACHED_DATA,
+}
+
+MODULE_GRANTS: dict[Module, dict[Resource, frozenset[Action]]] = _module_grants()
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """What a user role may do to a resource, and how far (any row, or only its own)."""
+
+    actions: frozenset[Action]
+    scope: Scope = Scope.ANY
+
+
+WORLD_RESOURCES = (R.FACTION, R.FACTION_MEMBERSHIP, R.QUEST, R.QUEST_ASSIGNMENT, R.SPATIAL_INDEX)
+
+ROLE_GRANTS: dict[Role, dict[Resource, tuple[RoleGrant, ...]]] = {
+    # A player reads the world and changes only its own characters (and their positions).
+    Role.PLAYER: {
+        R.CHARACTER: (RoleGrant(READ), RoleGrant(WRITE, Scope.OWN)),
+        R.CHARACTER_POSITION: (RoleGrant(READ), RoleGrant(WRITE, Scope.OWN)),
+        **{r: (RoleGrant(READ),) for r in WORLD_RESOURCES},
+    },
+    # A game master runs the world: every character, faction, quest and world entity.
+    Role.GM: {
+        R.CHARACTER: (RoleGrant(ALL),),
+        R.CHARACTER_POSITION: (RoleGrant(ALL),),
+        **{r: (RoleGrant(ALL),) for r in WORLD_RESOURCES},
+    },
+    # An admin manages users and roles and may read the world, but does not run it.
+    Role.ADMIN: {
+        R.AUTH_DATA: (RoleGrant(ALL),),
+        R.CHARACTER: (RoleGrant(READ),),
+        R.CHARACTER_POSITION: (RoleGrant(READ),),
+        **{r: (RoleGrant(READ),) for r in WORLD_RESOURCES},
+    },
+}
+
+
+@dataclass(frozen=True)
+class IntegrationBoundary:
+    """A table of spec section 3."""
+
+    name: str
+    integration_type: str
+    exchange_format: str
+    access_path: str
+    validation: str
+    auth: str
+    rate_limit: str
+    requests_per_window: int | None
+    window: timedelta | None
+    contracts: str
+
+
+BOUNDARIES: tuple[IntegrationBoundary, ...] = (
+    IntegrationBoundary(
+        "Character System ↔ Faction System",
+        "Bidirectional, Read/Write",
+        "Internal Object Model",
+        "Direct DB access through ORM",
+        "Character and Faction IDs must exist and be valid",
+        "System-level authorization",
+        "None (internal system)",
+        None,
+        None,
+        "Character System may read/update faction membership, Faction System may query member "
+        "characters",
+    ),
+    IntegrationBoundary(
+        "Character System ↔ Quest System",
+        "Bidirectional, Read/Write",
+        "Internal Object Model",
+        "Direct DB access through ORM",
+        "Character and Quest IDs must exist and be valid",
+        "System-level authorization",
+        "None (internal system)",
+        None,
+        None,
+        "Character System may read quest assignments, Quest System may assign quests to characters",
+    ),
+    IntegrationBoundary(
+        "Spatial System ↔ Character System",
+        "Bidirectional, Read/Write",
+        "Position Objects",
+        "Direct Memory Access + Event Propagation",
+        "Position coordinates must be valid, Entity IDs must exist",
+        "System-level authorization",
+        "None (internal system)",
+        None,
+        None,
+        "Character System updates positions, Spatial System queries for nearest entities",
+    ),
+    IntegrationBoundary(
+        "Authentication System ↔ Character System",
+        "Unidirectional, Authentication → Character",
+        "Token-based (JWT)",
+        "API with token validation",
+        "Valid authentication token required",
+        "User-level authorization",
+        "100 requests per minute per user",
+        100,
+        timedelta(minutes=1),
+        "Authentication System validates user identity, Character System respects permissions",
+    ),
+    IntegrationBoundary(
+        "Cache System ↔ All Systems",
+        "Bidirectional, Read/Write",
+        "Key-Value Pairs",
+        "Redis Client (RedisService)",
+        "Valid cache keys, serializable data",
+        "System-level authorization",
+        "None (performance-critical)",
+        None,
+        None,
+        "Systems may cache data using standard patterns, must respect invalidation schemes",
+    ),
+)
+
+API_RATE_LIMIT = BOUNDARIES[3]
+"""The user-facing boundary whose rate limit the API enforces per user (and per IP if anonymous)."""
+
+
+class Strategy(StrEnum):
+    """Consistency and conflict strategies of spec 5.1 and 5.2."""
+
+    TRANSACTION = "Transaction-based with database constraints ensuring referential integrity"
+    LWW_TIMESTAMP = "Last-writer-wins with timestamp-based versioning"
+    TTL_AND_EVENTS = "TTL-based expiration with event-driven invalidation for critical updates"
+    OPTIMISTIC_LOCK = "Optimistic locking with version field, retry on conflict (max 3 attempts)"
+    COLLISION = "Spatial collision detection with physics-based resolution"
+    FIFO_QUEUE = "Queue-based processing with FIFO ordering"
+
+
+CONSISTENCY: dict[str, Strategy] = {
+    "Character-Faction Updates": Strategy.TRANSACTION,
+    "Character-Quest Updates": Strategy.TRANSACTION,
+    "Spatial Position Updates": Strategy.LWW_TIMESTAMP,
+    "Cache-Database Consistency": Strategy.TTL_AND_EVENTS,
+}
+
+CONFLICTS: dict[str, Strategy] = {
+    "Concurrent Character Updates": Strategy.OPTIMISTIC_LOCK,
+    "Spatial Position Conflicts": Strategy.COLLISION,
+    "Cache Value Conflicts": Strategy.LWW_TIMESTAMP,
+    "Quest Assignment Conflicts": Strategy.FIFO_QUEUE,
+}
+
+MAX_WRITE_ATTEMPTS = 3
+"""Optimistic locking: a server-side read-modify-write is tried at most this many times."""
+
+
+@dataclass(frozen=True)
+class InvalidationTrigger:
+    """A row of spec 5.4: which change invalidates which cache tags."""
+
+    event: str
+    strategy: str
+    tags: tuple[str, ...]
+
+
+INVALIDATION: tuple[InvalidationTrigger, ...] = (
+    InvalidationTrigger(
+        "Character Update",
+        "Tag-based invalidation for character:${id} and its dependencies",
+        ("character:{id}",),
+    ),
+    InvalidationTrigger(
+        "Faction Update",
+        "Tag-based invalidation for faction:${id} and its member list",
+        ("faction:{id}", "faction:{id}:members"),
+    ),
+    InvalidationTrigger(
+        "Quest Update",
+        "Tag-based invalidation for quest:${id} and character quest lists",
+        ("quest:{id}", "quest:{id}:characters"),
+    ),
+    InvalidationTrigger(
+        "Spatial Update", "Spatial radius invalidation for affected area", ("tile:{x}:{y}",)
+    ),
+    InvalidationTrigger("Authentication Change", "Immediate token invalidation", ("user:{id}",)),
+)
+
+NEGATIVE_CACHE_TTL = timedelta(seconds=30)
+"""How long a 'not found' is remembered, so floods of lookups for missing IDs spare the database."""
+
+
+class AuditLevel(StrEnum):
+    """How an operation type is audited (spec 6.3)."""
+
+    SENSITIVE_ONLY = "No logging for standard reads, logging for sensitive data access"
+    CHANGED_FIELDS = (
+        "All write operations logged with user/system ID, timestamp, and changed fields"
+    )
+    AFFECTED_RECORDS = (
+        "All delete operations logged with user/system ID, timestamp, and affected records"
+    )
+    AUTH_ATTEMPTS = (
+        "All authentication attempts (success/failure) logged with IP, timestamp, and user ID"
+    )
+
+
+AUDIT: dict[str, AuditLevel] = {
+    "Read Operations": AuditLevel.SENSITIVE_ONLY,
+    "Write Operations": AuditLevel.CHANGED_FIELDS,
+    "Delete Operations": AuditLevel.AFFECTED_RECORDS,
+    "Authentication Events": AuditLevel.AUTH_ATTEMPTS,
+}
+
+SENSITIVE_READS = frozenset({R.AUTH_DATA})
+"""Reads of these resources by someone other than their subject are audited."""
+
+REDACTED_FIELDS = frozenset({"password", "password_hash", "token", "secret"})
+"""Field names whose values never reach the audit log."""
+
+AUTH_REQUIREMENTS: dict[str, str] = {
+    "API ↔ Service Layer": "Valid JWT token with role-based permissions",
+    "Service ↔ Domain Layer": "System-level authorization with service credentials",
+    "Domain ↔ Database Layer": "Database credentials with limited-privilege accounts",
+}
+
+
+@dataclass(frozen=True)
+class ModuleTables:
+    """Which database tables hold a resource, for the least-privilege PostgreSQL roles."""
+
+    tables: tuple[str, ...]
+    columns: tuple[str, ...] | None = field(default=None)
+
+
+RESOURCE_TABLES: dict[Resource, ModuleTables] = {
+    R.CHARACTER: ModuleTables(("characters",)),
+    # The Spatial System reads a character's position only, never the rest of the row.
+    R.CHARACTER_POSITION: ModuleTables(
+        ("characters",), ("id", "x", "y", "position_updated_at", "deleted_at")
+    ),
+    R.FACTION: ModuleTables(("factions", "faction_relations")),
+    R.FACTION_MEMBERSHIP: ModuleTables(("character_factions",)),
+    R.QUEST: ModuleTables(("quests",)),
+    R.QUEST_ASSIGNMENT: ModuleTables(("character_quests",)),
+    R.SPATIAL_INDEX: ModuleTables(("world_entities",)),
+    R.AUTH_DATA: ModuleTables(("users",)),
+    R.CACHED_DATA: ModuleTables(()),
+}
+
+
+def policy(domain: Domain) -> DomainPolicy:
+    """Return the registry entry of `domain`."""
+    return DOMAINS[domain]
+
+
+def cache_ttl(domain: Domain) -> timedelta:
+    """Return the cache TTL of `domain`; raises KeyError when the domain has none."""
+    ttl = DOMAINS[domain].cache_ttl
+    if ttl is None:
+        raise KeyError(f"{domain} has no cache TTL")
+    return ttl
+
+
+def retention(domain: Domain) -> timedelta:
+    """Return how long soft-deleted rows of `domain` are kept; KeyError if never soft-deleted."""
+    kept = DOMAINS[domain].retention
+    if kept is None:
+        raise KeyError(f"{domain} is not soft-deleted")
+    return kept

@@ -1,0 +1,1 @@
+"""Quests: definitions and assignments (the Quest System's data)."""

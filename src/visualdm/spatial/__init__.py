@@ -1,0 +1,1 @@
+"""The spatial world: an RBush R-tree index of buildings and entities."""
