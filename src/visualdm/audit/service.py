@@ -14,7 +14,7 @@ from visualdm.access.principals import Actor, SystemActor, UserActor
 from visualdm.audit.chain import GENESIS, link_hash, seal_personal
 from visualdm.audit.models import AuditChainHead, AuditEntry, PendingAudit
 from visualdm.db.unit_of_work import UnitOfWork
-from visualdm.ownership import REDACTED_FIELDS
+from visualdm.ownership import REDACTED_FIELDS, Module
 
 REDACTED = "[redacted]"
 
@@ -81,10 +81,20 @@ async def _lock_head(session: AsyncSession) -> AuditChainHead:
 
 
 async def _append_pending(uow: UnitOfWork) -> None:
-    """Append every queued entry to the chain under the head's row lock."""
+    """Append every queued entry under the last recording module's role (INSERT-only)."""
     pending, uow.pending_audit = uow.pending_audit, []
     if not pending:
         return
+    module = next((Module(p.module) for p in reversed(pending) if p.module), None)
+    if module is None:
+        await _append(uow, pending)
+        return
+    async with uow.acting_as(module):
+        await _append(uow, pending)
+
+
+async def _append(uow: UnitOfWork, pending: list[PendingAudit]) -> None:
+    """Append `pending` to the chain under the head's row lock."""
     head = await _lock_head(uow.session)
     seq, prev = head.last_seq, head.last_hash
     for item in pending:

@@ -31,10 +31,6 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        await connection.run_sync(_run)
-        return
     engine = create_async_engine(_url())
     async with engine.begin() as conn:
         await conn.run_sync(_run)
@@ -45,5 +41,8 @@ if context.is_offline_mode():
     context.configure(url=_url(), target_metadata=metadata(), literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
+elif config.attributes.get("connection") is not None:
+    # Called by visualdm.db.migrate with a synchronous connection inside run_sync().
+    _run(config.attributes["connection"])
 else:
     asyncio.run(_run_async())
