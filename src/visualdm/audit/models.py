@@ -22,8 +22,9 @@ class AuditEntry(Base):
         Index("ix_audit_log_actor_user_id", "actor_user_id"),
     )
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    seq: Mapped[int] = mapped_column(Id, unique=True)
+    # The chain position is the key: given by the writer, so INSERT needs no RETURNING (and no
+    # SELECT privilege, which module roles do not have on this table).
+    seq: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor_user_id: Mapped[int | None] = mapped_column(Id)
     actor_system: Mapped[str | None] = mapped_column(String(64))

@@ -2,16 +2,16 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:47:31.701365
+Create Date: 2026-11-25 15:50:40.448246
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 import visualdm.db.types
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -33,12 +33,11 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column(
-            "id",
+            "seq",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
+            autoincrement=False,
             nullable=False,
         ),
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("occurred_at", visualdm.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "actor_user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
@@ -61,8 +60,7 @@ def upgrade() -> None:
         sa.Column("personal_digest", sa.String(length=64), nullable=True),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
-        sa.UniqueConstraint("seq", name=op.f("uq_audit_log_seq")),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_log")),
     )
     op.create_index("ix_audit_log_actor_user_id", "audit_log", ["actor_user_id"], unique=False)
     op.create_index("ix_audit_log_entity", "audit_log", ["entity", "entity_id"], unique=False)
