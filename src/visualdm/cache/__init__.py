@@ -1,0 +1,1 @@
+"""The Cache System: read-through and write-through caching, tags, last-writer-wins."""

@@ -1,0 +1,89 @@
+"""What domain services call to use the cache; each works (uncached) when the uow has no cache.
+
+Services never talk to a cache backend directly: they read through `read_through`, and after a
+write they call `write_through` or `evict`, which act only after the unit of work commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from visualdm.db.unit_of_work import UnitOfWork
+from visualdm.ownership import Domain
+
+Loaded = Mapping[str, Any]
+
+
+async def read_through(
+    uow: UnitOfWork,
+    domain: Domain,
+    entity_id: int,
+    load: Callable[[], Awaitable[Loaded | None]],
+    *,
+    tags: Sequence[str] = (),
+) -> Loaded | None:
+    """Return the cached value of (domain, id), loading and caching it on a miss; None if absent."""
+    if uow.cache is None:
+        return await load()
+    result: Loaded | None = await uow.cache.read_through(domain, entity_id, load, tags=tags)
+    return result
+
+
+async def read_list_through(
+    uow: UnitOfWork,
+    domain: Domain,
+    name: str,
+    load: Callable[[], Awaitable[list[Any]]],
+    *,
+    tags: Sequence[str],
+) -> list[Any]:
+    """Return a cached list (e.g. 'faction:3:members'), loading it on a miss; invalidated by tags."""
+    if uow.cache is None:
+        return await load()
+    result: list[Any] = await uow.cache.read_list_through(domain, name, load, tags=tags)
+    return result
+
+
+def write_through(
+    uow: UnitOfWork,
+    domain: Domain,
+    entity_id: int,
+    value: Loaded,
+    *,
+    version: int,
+    tags: Sequence[str] = (),
+) -> None:
+    """After commit, store `value` (last-writer-wins by version) and invalidate `tags`."""
+    cache = uow.cache
+    if cache is None:
+        return
+
+    async def _apply() -> None:
+        await cache.write_through(domain, entity_id, value, version=version, tags=tags)
+
+    uow.after_commit(_apply)
+
+
+def evict(uow: UnitOfWork, domain: Domain, entity_id: int, *, tags: Sequence[str] = ()) -> None:
+    """After commit, remove (domain, id) from the cache and invalidate `tags`."""
+    cache = uow.cache
+    if cache is None:
+        return
+
+    async def _apply() -> None:
+        await cache.evict(domain, entity_id, tags=tags)
+
+    uow.after_commit(_apply)
+
+
+def invalidate(uow: UnitOfWork, tags: Sequence[str]) -> None:
+    """After commit, invalidate every cache entry carrying one of `tags`."""
+    cache = uow.cache
+    if cache is None or not tags:
+        return
+
+    async def _apply() -> None:
+        await cache.invalidate_tags(tags)
+
+    uow.after_commit(_apply)
