@@ -38,7 +38,7 @@ async def read_list_through(
     *,
     tags: Sequence[str],
 ) -> list[Any]:
-    """Return a cached list (e.g. 'faction:3:members'), loading it on a miss; invalidated by tags."""
+    """Return a cached list (e.g. a faction's members), loading it on a miss; dropped by tags."""
     if uow.cache is None:
         return await load()
     result: list[Any] = await uow.cache.read_list_through(domain, name, load, tags=tags)
