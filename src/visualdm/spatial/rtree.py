@@ -191,7 +191,7 @@ class RTree:
                 RTree._collect(child, result)
 
     def search(self, bbox: Sequence[float]) -> list[Item]:
-        """Return the items whose box intersects `bbox` (edges touching count), order unspecified."""
+        """Return the items whose box intersects `bbox` (touching edges count), in no set order."""
         qx0, qy0, qx1, qy1 = _check_box(bbox)
         node = self._root
         result: list[Item] = []
@@ -315,7 +315,7 @@ class RTree:
         self._flat = None
 
     def _insert_entry(self, entry: Any, target: int) -> None:
-        """Put an item (target 1) or a node (target = its height + 1) into a node of height target."""
+        """Put an item (target 1) or a node (target: its height + 1) in a node of height target."""
         ex0, ey0, ex1, ey1 = entry[0], entry[1], entry[2], entry[3]
         node = self._root
         path = []
@@ -537,13 +537,10 @@ class RTree:
             self._insert_entry(small, small[5] + 1)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable snapshot (if ids are) from which `from_dict` rebuilds this tree."""
+        """Return a snapshot, JSON-serialisable if the ids are, that `from_dict` rebuilds."""
 
         def dump(node: _Node) -> list[Any]:
-            if node[5] == 1:
-                kids = [list(c) for c in node[4]]
-            else:
-                kids = [dump(c) for c in node[4]]
+            kids = [list(c) if node[5] == 1 else dump(c) for c in node[4]]
             return [node[5], node[0], node[1], node[2], node[3], kids]
 
         root: list[Any] | None = dump(self._root) if self._size else None
@@ -563,10 +560,7 @@ class RTree:
 
         def build(raw: list[Any]) -> _Node:
             height, x0, y0, x1, y1, kids = raw
-            if height == 1:
-                children = [tuple(c) for c in kids]
-            else:
-                children = [build(c) for c in kids]
+            children: list[Any] = [tuple(c) if height == 1 else build(c) for c in kids]
             return [x0, y0, x1, y1, children, height]
 
         if data["root"] is not None:

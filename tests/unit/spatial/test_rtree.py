@@ -166,7 +166,7 @@ class RTreeMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def remove_by_equality(self, data: st.DataObject) -> None:
         item = data.draw(st.sampled_from(self.items))
-        copy = tuple(item)[:4] + (item[4],)
+        copy = (*item[:4], item[4])
         assert copy is not item
         assert not self.tree.remove(copy)  # identity by default
         assert self.tree.remove(copy, equals=lambda a, b: a[4] == b[4])
