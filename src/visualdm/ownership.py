@@ -659,3 +659,65 @@ def retention(domain: Domain) -> timedelta:
     if kept is None:
         raise KeyError(f"{domain} is not soft-deleted")
     return kept
+
+
+# --- Request limits (API and service) -------------------------------------------------------
+
+PAGE_SIZE_DEFAULT = 50
+"""Items in a list page when the caller does not ask for a size."""
+
+PAGE_SIZE_MAX = 200
+"""The largest list page a caller may ask for."""
+
+
+# --- Authentication policy (auth/, users/) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    """Argon2id cost parameters for password hashes."""
+
+    time_cost: int
+    memory_kib: int
+    parallelism: int
+    hash_len: int = 32
+    salt_len: int = 16
+
+
+ARGON2 = Argon2Params(time_cost=2, memory_kib=19 * 1024, parallelism=1)
+"""OWASP's first Argon2id profile (m=19 MiB, t=2, p=1): ~30-40 ms per hash on the 2-core target.
+
+argon2-cffi's default (64 MiB, t=3, p=4) costs ~120-170 ms there and p=4 cannot run in parallel
+on 2 cores; the login throttle below bounds online guessing, this bounds offline cracking.
+"""
+
+PASSWORD_MIN_LENGTH = 12
+"""Shortest password accepted (OWASP ASVS 4.0 V2.1.1)."""
+
+PASSWORD_MAX_LENGTH = 128
+"""Longest password accepted (ASVS V2.1.2); bounds the work one login request can cause."""
+
+
+@dataclass(frozen=True)
+class LoginThrottlePolicy:
+    """After `max_failures` failed logins within `window`, refuse further tries until it ends."""
+
+    max_failures: int
+    window: timedelta
+
+
+LOGIN_THROTTLE_ACCOUNT = LoginThrottlePolicy(max_failures=5, window=timedelta(minutes=15))
+"""Failed logins tolerated per account name, whatever the source address."""
+
+LOGIN_THROTTLE_IP = LoginThrottlePolicy(max_failures=50, window=timedelta(minutes=15))
+"""Failed logins tolerated per client IP (higher: many users may share one NAT address)."""
+
+LAST_SEEN_RESOLUTION = timedelta(hours=1)
+"""last_seen_at is rewritten at most this often; inactivity is measured in months."""
+
+SELF_SERVICE_ACTIONS = frozenset({Action.READ, Action.UPDATE, Action.DELETE})
+"""What players and GMs may do to their own account: read, export, change password, delete."""
+
+# Self-service on one's own account (spec 2.5: the Authentication System owns it, the user acts).
+for _role in (Role.PLAYER, Role.GM):
+    ROLE_GRANTS[_role][R.AUTH_DATA] = (RoleGrant(SELF_SERVICE_ACTIONS, Scope.OWN),)

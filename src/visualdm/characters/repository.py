@@ -1,0 +1,90 @@
+"""Queries on the characters table; soft-deleted rows are invisible unless asked for."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from visualdm.characters.models import Character
+from visualdm.characters.schemas import CharacterFilter
+from visualdm.errors import NotFound
+
+
+async def get(session: AsyncSession, character_id: int, *, fresh: bool = False) -> Character | None:
+    """Return the live character, or None if missing or soft-deleted."""
+    stmt = select(Character).where(Character.id == character_id, Character.deleted_at.is_(None))
+    if fresh:
+        stmt = stmt.execution_options(populate_existing=True)
+    return await session.scalar(stmt)
+
+
+async def get_live(session: AsyncSession, character_id: int, *, fresh: bool = False) -> Character:
+    """Return the live character; NotFound if missing or soft-deleted."""
+    row = await get(session, character_id, fresh=fresh)
+    if row is None:
+        raise NotFound("character", character_id)
+    return row
+
+
+async def get_deleted(session: AsyncSession, character_id: int) -> Character:
+    """Return a soft-deleted character (for restore); NotFound otherwise."""
+    row = await session.scalar(
+        select(Character).where(Character.id == character_id, Character.deleted_at.is_not(None))
+    )
+    if row is None:
+        raise NotFound("character", character_id, f"no deleted character {character_id}")
+    return row
+
+
+def list_query(filters: CharacterFilter, *, after: int | None, limit: int) -> Select[Character]:
+    """Build the keyset-paginated list query for `filters`."""
+    stmt = select(Character).where(Character.deleted_at.is_(None))
+    if filters.owner_id is not None:
+        stmt = stmt.where(Character.owner_id == filters.owner_id)
+    if filters.race is not None:
+        stmt = stmt.where(Character.race == filters.race)
+    if filters.name_contains:
+        pattern = "%" + filters.name_contains.replace("%", r"\%").replace("_", r"\_") + "%"
+        stmt = stmt.where(Character.name.ilike(pattern, escape="\\"))
+    if filters.min_level is not None:
+        stmt = stmt.where(Character.level >= filters.min_level)
+    if filters.max_level is not None:
+        stmt = stmt.where(Character.level <= filters.max_level)
+    if after is not None:
+        stmt = stmt.where(Character.id > after)
+    return stmt.order_by(Character.id).limit(limit + 1)
+
+
+async def list_page(
+    session: AsyncSession, filters: CharacterFilter, *, after: int | None, limit: int
+) -> tuple[list[Character], bool]:
+    """Return up to `limit` characters after `after`, and whether more follow."""
+    rows = list((await session.scalars(list_query(filters, after=after, limit=limit))).all())
+    return rows[:limit], len(rows) > limit
+
+
+async def live_ids(session: AsyncSession, ids: list[int]) -> set[int]:
+    """Return which of `ids` are live characters."""
+    if not ids:
+        return set()
+    found = await session.scalars(
+        select(Character.id).where(Character.id.in_(ids), Character.deleted_at.is_(None))
+    )
+    return set(found.all())
+
+
+async def move_if_newer(
+    session: AsyncSession, character_id: int, *, x: float, y: float, at: object
+) -> bool:
+    """Set the position only if `at` is newer than the stored one (atomic last-writer-wins)."""
+    result = await session.execute(
+        update(Character)
+        .where(
+            Character.id == character_id,
+            Character.deleted_at.is_(None),
+            (Character.position_updated_at.is_(None)) | (Character.position_updated_at < at),
+        )
+        .values(x=x, y=y, position_updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,308 @@
+"""Character services: create, read, list, update, soft delete, restore, XP and positions.
+
+Creation runs as the Character Creation System, everything else as the Character Management
+System (spec 2.1); each call authorizes the module and the user, and audits what it writes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from visualdm.access.policy import authorize
+from visualdm.access.principals import Actor, UserActor
+from visualdm.audit import service as audit
+from visualdm.cache import hooks as cache
+from visualdm.characters import repository as repo
+from visualdm.characters.models import Character
+from visualdm.characters.rules import level_for_xp
+from visualdm.characters.schemas import (
+    CharacterCreate,
+    CharacterFilter,
+    CharacterPage,
+    CharacterRead,
+    CharacterUpdate,
+    Position,
+    PositionResult,
+)
+from visualdm.db.pagination import decode_cursor, encode_cursor, page_size
+from visualdm.db.retry import flush_versioned, retry_on_conflict
+from visualdm.db.unit_of_work import UnitOfWork
+from visualdm.errors import NotFound, RuleViolation, VersionConflict
+from visualdm.events.bus import DomainEvent
+from visualdm.ownership import Action, Domain, Module, Resource
+
+ENTITY = "character"
+CREATION = Module.CHARACTER_CREATION
+MANAGEMENT = Module.CHARACTER_MANAGEMENT
+
+
+def tags_of(character_id: int) -> list[str]:
+    """Cache tags a change to this character invalidates (spec 5.4: it and its dependants)."""
+    return [f"character:{character_id}"]
+
+
+def to_read(row: Character) -> CharacterRead:
+    """Return the API view of a row."""
+    data = {c: getattr(row, c) for c in CharacterRead.model_fields if hasattr(row, c)}
+    data["position"] = (
+        Position(x=row.x, y=row.y, updated_at=row.position_updated_at)
+        if row.x is not None and row.y is not None and row.position_updated_at is not None
+        else None
+    )
+    return CharacterRead.model_validate(data)
+
+
+def _snapshot(row: Character) -> dict[str, Any]:
+    return to_read(row).model_dump(mode="json", exclude={"position"})
+
+
+def _after_write(uow: UnitOfWork, row: Character, event: str, changes: dict[str, Any]) -> None:
+    value = to_read(row)
+    cache.write_through(
+        uow,
+        Domain.CHARACTER,
+        row.id,
+        value.model_dump(mode="json"),
+        version=row.version,
+        tags=tags_of(row.id),
+    )
+    uow.publish(DomainEvent(event, ENTITY, row.id, uow.clock.now(), {"changed": sorted(changes)}))
+
+
+async def create_character(
+    uow: UnitOfWork, *, actor: Actor, data: CharacterCreate
+) -> CharacterRead:
+    """Create a character owned by `data.owner_id` (default: the calling user)."""
+    owner_id = data.owner_id
+    if owner_id is None and isinstance(actor, UserActor):
+        owner_id = actor.user_id
+    async with uow.acting_as(CREATION):
+        authorize(actor, CREATION, Resource.CHARACTER, Action.CREATE, owner_id=owner_id)
+        now = uow.clock.now()
+        fields = data.model_dump(exclude={"owner_id", "hp"})
+        row = Character(
+            **fields,
+            owner_id=owner_id,
+            hp=data.max_hp if data.hp is None else data.hp,
+            xp=0,
+            created_at=now,
+            updated_at=now,
+            last_active_at=now,
+        )
+        try:
+            async with uow.session.begin_nested():
+                uow.session.add(row)
+                await uow.session.flush()
+        except IntegrityError as exc:
+            raise RuleViolation(
+                f"owner {owner_id} is not an existing user", owner_id=owner_id
+            ) from exc
+        snapshot = _snapshot(row)
+        audit.record(
+            uow,
+            actor=actor,
+            action="create",
+            entity=ENTITY,
+            entity_id=row.id,
+            changes={k: {"old": None, "new": v} for k, v in snapshot.items()},
+        )
+        _after_write(uow, row, "character.created", snapshot)
+        return to_read(row)
+
+
+async def get_character(uow: UnitOfWork, *, actor: Actor, character_id: int) -> CharacterRead:
+    """Return a live character; NotFound if missing or soft-deleted."""
+    async with uow.acting_as(MANAGEMENT):
+        authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.READ)
+
+        async def load() -> dict[str, Any] | None:
+            row = await repo.get(uow.session, character_id)
+            return None if row is None else to_read(row).model_dump(mode="json")
+
+        value = await cache.read_through(
+            uow, Domain.CHARACTER, character_id, load, tags=tags_of(character_id)
+        )
+        if value is None:
+            raise NotFound(ENTITY, character_id)
+        return CharacterRead.model_validate(value)
+
+
+async def list_characters(
+    uow: UnitOfWork,
+    *,
+    actor: Actor,
+    filters: CharacterFilter | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> CharacterPage:
+    """Return one page of live characters matching `filters`, ordered by id."""
+    async with uow.acting_as(MANAGEMENT):
+        authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.READ)
+        size = page_size(limit)
+        rows, more = await repo.list_page(
+            uow.session, filters or CharacterFilter(), after=decode_cursor(cursor), limit=size
+        )
+        return CharacterPage(
+            items=[to_read(r) for r in rows],
+            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+        )
+
+
+async def update_character(
+    uow: UnitOfWork,
+    *,
+    actor: Actor,
+    character_id: int,
+    changes: CharacterUpdate,
+    expected_version: int | None = None,
+) -> CharacterRead:
+    """Apply a partial update; VersionConflict if `expected_version` (or a racer) is stale."""
+    async with uow.acting_as(MANAGEMENT):
+        row = await repo.get_live(uow.session, character_id, fresh=True)
+        authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
+        if expected_version is not None and row.version != expected_version:
+            raise VersionConflict(ENTITY, character_id, current_version=row.version)
+        before = _snapshot(row)
+        for name, value in changes.model_dump(exclude_unset=True).items():
+            if value is None:
+                raise RuleViolation(f"{name} cannot be null", field=name)
+            setattr(row, name, value)
+        if row.hp > row.max_hp:
+            raise RuleViolation("hp cannot exceed max_hp", hp=row.hp, max_hp=row.max_hp)
+        now = uow.clock.now()
+        row.updated_at = now
+        row.last_active_at = now
+        await flush_versioned(uow, Character, ENTITY, character_id)
+        changed = audit.diff(before, _snapshot(row))
+        changed.pop("version", None)
+        changed.pop("updated_at", None)
+        changed.pop("last_active_at", None)
+        audit.record(
+            uow, actor=actor, action="update", entity=ENTITY, entity_id=row.id, changes=changed
+        )
+        _after_write(uow, row, "character.updated", changed)
+        return to_read(row)
+
+
+async def grant_xp(
+    uow: UnitOfWork, *, actor: Actor, character_id: int, amount: int
+) -> CharacterRead:
+    """Add `amount` XP (levelling up as earned), retrying version conflicts up to the limit."""
+    if amount <= 0:
+        raise RuleViolation("XP grants must be positive", amount=amount)
+    async with uow.acting_as(MANAGEMENT):
+
+        async def attempt() -> tuple[Character, dict[str, Any]]:
+            row = await repo.get_live(uow.session, character_id, fresh=True)
+            authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
+            before = {"xp": row.xp, "level": row.level}
+            row.xp += amount
+            row.level = max(row.level, level_for_xp(row.xp))
+            row.updated_at = row.last_active_at = uow.clock.now()
+            await uow.session.flush()
+            return row, audit.diff(before, {"xp": row.xp, "level": row.level})
+
+        row, changed = await retry_on_conflict(uow, Character, ENTITY, character_id, attempt)
+        audit.record(
+            uow, actor=actor, action="update", entity=ENTITY, entity_id=row.id, changes=changed
+        )
+        _after_write(uow, row, "character.updated", changed)
+        return to_read(row)
+
+
+async def delete_character(uow: UnitOfWork, *, actor: Actor, character_id: int) -> None:
+    """Soft-delete a character; it vanishes from reads until restored or purged."""
+    async with uow.acting_as(MANAGEMENT):
+        row = await repo.get_live(uow.session, character_id, fresh=True)
+        authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.DELETE, owner_id=row.owner_id)
+        row.deleted_at = uow.clock.now()
+        await flush_versioned(uow, Character, ENTITY, character_id)
+        audit.record(
+            uow,
+            actor=actor,
+            action="delete",
+            entity=ENTITY,
+            entity_id=row.id,
+            changes={"record": _snapshot(row), "soft": True},
+        )
+        cache.evict(uow, Domain.CHARACTER, row.id, tags=tags_of(row.id))
+        uow.publish(DomainEvent("character.deleted", ENTITY, row.id, uow.clock.now()))
+
+
+async def restore_character(uow: UnitOfWork, *, actor: Actor, character_id: int) -> CharacterRead:
+    """Bring back a soft-deleted character that has not been purged yet."""
+    async with uow.acting_as(MANAGEMENT):
+        row = await repo.get_deleted(uow.session, character_id)
+        authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
+        deleted_at = row.deleted_at
+        row.deleted_at = None
+        row.updated_at = uow.clock.now()
+        await flush_versioned(uow, Character, ENTITY, character_id)
+        audit.record(
+            uow,
+            actor=actor,
+            action="restore",
+            entity=ENTITY,
+            entity_id=row.id,
+            changes={"deleted_at": {"old": deleted_at, "new": None}},
+        )
+        _after_write(uow, row, "character.restored", {"deleted_at": None})
+        return to_read(row)
+
+
+async def set_position(
+    uow: UnitOfWork,
+    *,
+    actor: Actor,
+    character_id: int,
+    x: float,
+    y: float,
+    at: datetime | None = None,
+) -> PositionResult:
+    """Move a character (last-writer-wins by `at`); an older report is ignored and said so."""
+    at = at or uow.clock.now()
+    if at.tzinfo is None:
+        raise RuleViolation("position timestamps must carry a time zone")
+    async with uow.acting_as(MANAGEMENT):
+        row = await repo.get_live(uow.session, character_id)
+        authorize(
+            actor, MANAGEMENT, Resource.CHARACTER_POSITION, Action.UPDATE, owner_id=row.owner_id
+        )
+        applied = await repo.move_if_newer(uow.session, character_id, x=x, y=y, at=at)
+        fresh = await repo.get_live(uow.session, character_id, fresh=True)
+        current = to_read(fresh).position
+        if not applied:
+            return PositionResult(
+                applied=False, reason="a newer position is already stored", position=current
+            )
+        audit.record(
+            uow,
+            actor=actor,
+            action="move",
+            entity=ENTITY,
+            entity_id=character_id,
+            changes={"x": x, "y": y, "at": at},
+        )
+        cache.evict(uow, Domain.CHARACTER, character_id, tags=tags_of(character_id))
+        uow.publish(
+            DomainEvent(
+                "character.moved",
+                ENTITY,
+                character_id,
+                uow.clock.now(),
+                {"x": x, "y": y, "at": at.isoformat()},
+            )
+        )
+        return PositionResult(applied=True, position=current)
+
+
+async def ensure_live(uow: UnitOfWork, character_ids: list[int]) -> None:
+    """Raise NotFound for the first of `character_ids` that is missing or soft-deleted."""
+    async with uow.acting_as(MANAGEMENT):
+        found = await repo.live_ids(uow.session, character_ids)
+    for cid in character_ids:
+        if cid not in found:
+            raise NotFound(ENTITY, cid)
