@@ -291,14 +291,16 @@ async def test_positions_are_last_writer_wins_by_timestamp(
             u, actor=cast.alice, character_id=cid, x=1, y=1, at=t0 - timedelta(seconds=1)
         )
     assert not older.applied
-    assert older.position is not None and (older.position.x, older.position.y) == (5, 6)
+    assert older.position is not None
+    assert (older.position.x, older.position.y) == (5, 6)
     async with uow() as u:
         newer = await service.set_position(
             u, actor=cast.alice, character_id=cid, x=7, y=8, at=t0 + timedelta(seconds=1)
         )
         got = await service.get_character(u, actor=cast.alice, character_id=cid)
     assert newer.applied
-    assert got.position is not None and (got.position.x, got.position.y) == (7, 8)
+    assert got.position is not None
+    assert (got.position.x, got.position.y) == (7, 8)
     assert got.version == 1  # positions do not take part in optimistic locking
     with pytest.raises(PermissionDenied):
         async with uow() as u:
