@@ -721,3 +721,21 @@ SELF_SERVICE_ACTIONS = frozenset({Action.READ, Action.UPDATE, Action.DELETE})
 # Self-service on one's own account (spec 2.5: the Authentication System owns it, the user acts).
 for _role in (Role.PLAYER, Role.GM):
     ROLE_GRANTS[_role][R.AUTH_DATA] = (RoleGrant(SELF_SERVICE_ACTIONS, Scope.OWN),)
+
+
+# --- Cache System: operational limits of the cache service (issue 4) ---
+
+CACHE_LOCAL_TTL = timedelta(seconds=30)
+"""Longest a process-local (L1) copy lives; pub/sub drops it sooner, this bounds a lost message."""
+
+CACHE_LOCAL_MAX_ENTRIES = 10_000
+"""Most entries one process keeps in its L1 cache; the least recently used go first."""
+
+CACHE_REDIS_TIMEOUT = timedelta(milliseconds=250)
+"""Connect and command timeout for Redis: past it a request falls back to the database."""
+
+CACHE_RETRY_AFTER = timedelta(seconds=1)
+"""After a Redis error, how long requests skip the cache before it is tried again."""
+
+CACHE_MAX_MISSED = 1_000
+"""Invalidations remembered while Redis is unreachable; beyond it recovery purges the prefix."""
