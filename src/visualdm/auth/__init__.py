@@ -1,0 +1,1 @@
+"""Authentication: password hashes, JWTs, token revocation, login throttle, API rate limit."""

@@ -1,0 +1,52 @@
+"""AuthContext: what authentication needs at run time, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from visualdm.auth.ratelimit import ApiRateLimiter
+from visualdm.auth.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
+from visualdm.auth.token_store import MemoryTokenStore, RedisTokenStore, TokenStore
+from visualdm.auth.tokens import TokenCodec, load_secret
+from visualdm.clock import Clock
+from visualdm.settings import Settings
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """The token codec, token store, login throttle, API limiter and clock, passed to services."""
+
+    codec: TokenCodec
+    store: TokenStore
+    throttle: LoginThrottle
+    limiter: ApiRateLimiter
+    clock: Clock
+
+
+def build_auth(settings: Settings, *, clock: Clock, redis: Redis | None = None) -> AuthContext:
+    """Build the Redis flavour when a client is given, else the in-process one.
+
+    Raises InsecureConfiguration without a usable secret in production, and ValueError when
+    Redis is configured but no client was passed (processes would not share revocations).
+    """
+    codec = TokenCodec(load_secret(settings), clock=clock)
+    if redis is None:
+        if settings.redis_url is not None:
+            raise ValueError("VDM_REDIS_URL is set: pass its client to build_auth()")
+        return AuthContext(
+            codec=codec,
+            store=MemoryTokenStore(clock),
+            throttle=MemoryLoginThrottle(clock),
+            limiter=ApiRateLimiter.in_memory(),
+            clock=clock,
+        )
+    prefix = settings.redis_prefix
+    return AuthContext(
+        codec=codec,
+        store=RedisTokenStore(redis, prefix=prefix, clock=clock),
+        throttle=RedisLoginThrottle(redis, prefix=prefix),
+        limiter=ApiRateLimiter.on_redis(redis, prefix=prefix),
+        clock=clock,
+    )
