@@ -1,0 +1,72 @@
+"""create_app(settings): the HTTP composition root (routers, error mapping, lifespan)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from visualdm.api import errors
+from visualdm.runtime import Runtime, build_runtime
+from visualdm.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the API for `settings` (or around an already built `runtime`, for tests)."""
+    settings = settings or (runtime.settings if runtime else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or build_runtime(settings)
+        app.state.runtime = rt
+        try:
+            yield
+        finally:
+            if runtime is None:
+                await rt.close()
+
+    app = FastAPI(
+        title="Visual DM",
+        version="1.0",
+        description="Persistence and service layer of Visual DM.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """Answer while the process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        """Answer 200 when the database (and Redis, if configured) are reachable, else 503."""
+        rt: Runtime = app.state.runtime
+        checks: dict[str, str] = {}
+        try:
+            async with rt.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means "not ready"; the body says which
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        ping = getattr(rt.cache, "ping", None)
+        if ping is not None:
+            checks["redis"] = "ok" if await ping() else "unavailable"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn: settings from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,38 @@
+"""The root `visualdm` command and `visualdm serve`."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from visualdm.cli import db, info
+
+app = typer.Typer(
+    help="Visual DM persistence and service layer.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(db.app, name="db")
+app.add_typer(info.ownership_app, name="ownership")
+app.add_typer(info.audit_app, name="audit")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes."),
+) -> None:
+    """Serve the HTTP and WebSocket API (settings from VDM_* variables)."""
+    uvicorn.run(
+        "visualdm.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
+    )
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()
