@@ -186,8 +186,8 @@ def knn_many(
     """Return, per point, its k nearest items with squared distance <= limit, ties in DFS order.
 
     Level-synchronous branch and bound: at each level the nodes reached by a query give an
-    upper bound on its k-th distance (the farthest-corner distance at which the nodes sorted
-    by that distance first hold k items); nodes whose box is farther than it are dropped.
+    upper bound on its k-th distance (the farthest-corner distance of the nearest such node
+    holding at least k items); nodes whose box is farther than it are dropped.
     """
     n_q = len(px)
     q = np.arange(n_q, dtype=np.int64)
@@ -201,15 +201,13 @@ def knn_many(
         fy = np.maximum(np.abs(qy - by0), np.abs(qy - by1))
         far = fx * fx + fy * fy
         count = level.item_start[node + 1] - level.item_start[node]
-        order = np.lexsort((far, q))
-        q_sorted = q[order]
-        cum = np.cumsum(count[order])
-        group_first = np.searchsorted(q_sorted, q_sorted, side="left")
-        before = np.where(group_first > 0, cum[group_first - 1], 0)
-        reached = np.flatnonzero(cum - before >= k)
-        if len(reached):
-            owners, first = np.unique(q_sorted[reached], return_index=True)
-            bound[owners] = np.minimum(bound[owners], far[order][reached[first]])
+        # Pairs stay grouped by query (expansion preserves order), so per-query minima are a
+        # reduceat: the nearest farthest-corner among nodes holding at least k items.
+        starts = np.flatnonzero(np.concatenate(([True], q[1:] != q[:-1])))
+        if len(q):
+            best = np.minimum.reduceat(np.where(count >= k, far, np.inf), starts)
+            owners = q[starts]
+            bound[owners] = np.minimum(bound[owners], best)
         keep = near <= bound[q]
         kept = node[keep]
         q, node = _expand_ranges(q[keep], level.child_start[kept], level.child_start[kept + 1])

@@ -22,9 +22,12 @@ reinserted at their level) instead of RBush's free-at-empty, and the OMT pack di
 evenly between the children of a node instead of using a fixed tile size.
 
 Items are tuples ``(min_x, min_y, max_x, max_y, id)`` and queries return those same objects.
-Nodes are plain lists ``[min_x, min_y, max_x, max_y, children, height]`` (leaves have height 1)
-so that an item and a node expose their box at the same indices, which keeps the hot loops free
-of attribute lookups and type tests.
+Nodes are plain lists ``[min_x, min_y, max_x, max_y, children, height, boxes]`` (leaves have
+height 1) so that an item and a node expose their box at the same indices, which keeps the hot
+loops free of attribute lookups and type tests. ``boxes`` is a leaf's cache of its items' boxes
+as freshly allocated lists (None until rebuilt after a change): the caller's item tuples and
+their floats lie scattered in memory, and reading them dominated query time through cache
+misses, while the cache's objects are allocated together and read with few misses.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class InvalidBoxError(ValueError):
 
 def _empty_leaf() -> _Node:
     """Return a leaf with no children and the empty (inverted infinite) box."""
-    return [_INF, _INF, -_INF, -_INF, [], 1]
+    return [_INF, _INF, -_INF, -_INF, [], 1, None]
 
 
 def _check_box(box: Sequence[Any]) -> tuple[float, float, float, float]:
@@ -112,6 +115,13 @@ def _set_bbox(node: _Node) -> None:
     node[0], node[1], node[2], node[3] = x0, y0, x1, y1
 
 
+def _leaf_boxes(leaf: _Node) -> list[Any]:
+    """Rebuild and return a leaf's compact copy of its items' boxes."""
+    boxes: list[Any] = [list(c[:4]) for c in leaf[4]]
+    leaf[6] = boxes
+    return boxes
+
+
 def _distributions(kids: list[Any], m: int) -> tuple[float, list[Any], list[Any]]:
     """Return (margin sum, prefix boxes, suffix boxes) over the split points m..len-m."""
     n = len(kids)
@@ -140,7 +150,7 @@ def _distributions(kids: list[Any], m: int) -> tuple[float, list[Any], list[Any]
 class RTree:
     """RBush-style dynamic R-tree over ``(min_x, min_y, max_x, max_y, id)`` tuples."""
 
-    __slots__ = ("_flat", "_max_entries", "_min_entries", "_root", "_size")
+    __slots__ = ("_flat", "_flat_source", "_max_entries", "_min_entries", "_root", "_size")
 
     def __init__(self, max_entries: int = 9) -> None:
         """Create an empty tree whose nodes hold at most `max_entries` (>= 4) children."""
@@ -151,6 +161,13 @@ class RTree:
         self._root: _Node = _empty_leaf()
         self._size = 0
         self._flat: FlatIndex | None = None
+        # After a bulk load into an empty tree: the arrays from which _flat is cheap to build.
+        self._flat_source: tuple[list[FlatLevel], npt.NDArray[np.float64], list[Item]] | None = None
+
+    def _changed(self) -> None:
+        """Drop the batch-query snapshot after a mutation."""
+        self._flat = None
+        self._flat_source = None
 
     @property
     def max_entries(self) -> int:
@@ -170,7 +187,7 @@ class RTree:
         """Remove every item."""
         self._root = _empty_leaf()
         self._size = 0
-        self._flat = None
+        self._changed()
 
     def all(self) -> list[Item]:
         """Return every item in depth-first order (the order kNN uses to break ties)."""
@@ -202,10 +219,11 @@ class RTree:
         while stack:
             node = pop()
             if node[5] == 1:
+                boxes = node[6] or _leaf_boxes(node)
                 extend(
                     [
-                        c
-                        for c in node[4]
+                        it
+                        for it, c in zip(node[4], boxes, strict=True)
                         if c[0] <= qx1 and c[1] <= qy1 and c[2] >= qx0 and c[3] >= qy0
                     ]
                 )
@@ -232,7 +250,7 @@ class RTree:
         while stack:
             node = stack.pop()
             leaf = node[5] == 1
-            for c in node[4]:
+            for c in node[6] or _leaf_boxes(node) if leaf else node[4]:
                 if c[0] <= qx1 and c[1] <= qy1 and c[2] >= qx0 and c[3] >= qy0:
                     if leaf or (qx0 <= c[0] and qy0 <= c[1] and c[2] <= qx1 and c[3] <= qy1):
                         return True
@@ -271,7 +289,8 @@ class RTree:
         while True:
             base = key * mult
             leaf = node[5] == 1
-            for i, c in enumerate(node[4]):
+            kids = node[4]
+            for i, c in enumerate(node[6] or _leaf_boxes(node) if leaf else kids):
                 a = c[0]
                 if x < a:
                     dx = a - x
@@ -286,7 +305,7 @@ class RTree:
                     dy = y - a if y > a else 0.0
                 d = dx * dx + dy * dy
                 if d <= limit:
-                    push(heap, (d, base + i if leaf else -1 - base - i, c))
+                    push(heap, (d, base + i if leaf else -1 - base - i, kids[i]))
             while heap and heap[0][1] >= 0:
                 item = pop(heap)[2]
                 if predicate is None or predicate(item):
@@ -312,7 +331,7 @@ class RTree:
         _check_item(item)
         self._insert_entry(item, 1)
         self._size += 1
-        self._flat = None
+        self._changed()
 
     def _insert_entry(self, entry: Any, target: int) -> None:
         """Put an item (target 1) or a node (target: its height + 1) in a node of height target."""
@@ -345,6 +364,7 @@ class RTree:
                     best, best_enl, best_area = c, enl, area
             node = best
         node[4].append(entry)
+        node[6] = None
         level = len(path) - 1
         max_entries = self._max_entries
         while level >= 0 and len(path[level][4]) > max_entries:
@@ -372,8 +392,9 @@ class RTree:
             if overlap < best_overlap or (overlap == best_overlap and area < best_area):
                 split, best_overlap, best_area = i, overlap, area
         node[4] = kids[:split]
+        node[6] = None
         node[0], node[1], node[2], node[3] = pre[split]
-        sibling = [*suf[split], kids[split:], node[5]]
+        sibling = [*suf[split], kids[split:], node[5], None]
         if level:
             path[level - 1][4].append(sibling)
         else:
@@ -382,7 +403,7 @@ class RTree:
     @staticmethod
     def _make_parent(children: list[_Node]) -> _Node:
         """Return a new node one level above `children`."""
-        parent = [0.0, 0.0, 0.0, 0.0, children, children[0][5] + 1]
+        parent = [0.0, 0.0, 0.0, 0.0, children, children[0][5] + 1, None]
         _set_bbox(parent)
         return parent
 
@@ -414,9 +435,10 @@ class RTree:
             for i, c in enumerate(kids):
                 if c is item if equals is None else equals(item, c):
                     del kids[i]
+                    node[6] = None
                     self._condense(path)
                     self._size -= 1
-                    self._flat = None
+                    self._changed()
                     return True
         return False
 
@@ -457,7 +479,7 @@ class RTree:
             for item in data:
                 self._insert_entry(item, 1)
             self._size += len(data)
-            self._flat = None
+            self._changed()
             return
         order, leaf_sizes, fanouts = omt_layout(boxes[:, 0], boxes[:, 1], self._max_entries)
         ordered = [data[i] for i in order.tolist()]
@@ -492,29 +514,38 @@ class RTree:
         bx = group_bboxes(boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], starts)
         ends = (starts + leaf_sizes).tolist()
         cols = [a.tolist() for a in bx]
+        box_lists = boxes.tolist()
         nodes: list[_Node] = [
-            [a, b, c, d, ordered[s:e], 1]
+            [a, b, c, d, ordered[s:e], 1, box_lists[s:e]]
             for a, b, c, d, s, e in zip(*cols, starts.tolist(), ends, strict=True)
         ]
+        item_start = np.append(starts, len(ordered))
+        levels = [FlatLevel(*bx, item_start, item_start)]
         height = 1
         for k in fanouts:
             height += 1
             starts = np.zeros(len(k), dtype=np.int64)
             np.cumsum(k[:-1], out=starts[1:])
+            child_start = np.append(starts, len(nodes))
             bx = group_bboxes(*bx, starts)
+            levels.append(FlatLevel(*bx, child_start, levels[-1].item_start[child_start]))
             ends = (starts + k).tolist()
             cols = [a.tolist() for a in bx]
             nodes = [
-                [a, b, c, d, nodes[s:e], height]
+                [a, b, c, d, nodes[s:e], height, None]
                 for a, b, c, d, s, e in zip(*cols, starts.tolist(), ends, strict=True)
             ]
         (packed,) = nodes
-        if self._size:
-            self._merge(packed)
-        else:
+        was_empty = not self._size
+        if was_empty:
             self._root = packed
+        else:
+            self._merge(packed)
         self._size += len(ordered)
-        self._flat = None
+        self._changed()
+        if was_empty:
+            levels.reverse()
+            self._flat_source = (levels, boxes, ordered)
 
     def _merge(self, packed: _Node) -> None:
         """Merge a packed subtree into the tree without creating underfull nodes."""
@@ -561,7 +592,7 @@ class RTree:
         def build(raw: list[Any]) -> _Node:
             height, x0, y0, x1, y1, kids = raw
             children: list[Any] = [tuple(c) if height == 1 else build(c) for c in kids]
-            return [x0, y0, x1, y1, children, height]
+            return [x0, y0, x1, y1, children, height, None]
 
         if data["root"] is not None:
             tree._root = build(data["root"])
@@ -571,6 +602,12 @@ class RTree:
     def _flat_index(self) -> FlatIndex:
         """Return the array snapshot for batch queries, building it after any change."""
         if self._flat is not None:
+            return self._flat
+        if self._flat_source is not None:
+            packed, boxes, ordered = self._flat_source
+            objs = np.fromiter(ordered, dtype=object, count=len(ordered))
+            cols = [boxes[:, i].copy() for i in range(4)]
+            self._flat = FlatIndex(packed, cols[0], cols[1], cols[2], cols[3], objs)
             return self._flat
         levels: list[FlatLevel] = []
         nodes = [self._root]
