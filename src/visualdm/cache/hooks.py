@@ -2,6 +2,8 @@
 
 Services never talk to a cache backend directly: they read through `read_through`, and after a
 write they call `write_through` or `evict`, which act only after the unit of work commits.
+Once a unit of work has queued a cache change, its own reads bypass the cache: they would see
+its uncommitted rows, which must never be cached.
 """
 
 from __future__ import annotations
@@ -9,10 +11,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from visualdm.cache import keys
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.ownership import Domain
 
 Loaded = Mapping[str, Any]
+_WROTE = "visualdm.cache.wrote"  # session.info flag: this transaction has uncommitted changes
+
+
+def _bypass(uow: UnitOfWork) -> bool:
+    return uow.cache is None or bool(uow.session.info.get(_WROTE))
+
+
+def _queue(uow: UnitOfWork, apply: Callable[[], Awaitable[None]]) -> None:
+    uow.session.info[_WROTE] = True
+    uow.after_commit(apply)
 
 
 async def read_through(
@@ -24,7 +37,7 @@ async def read_through(
     tags: Sequence[str] = (),
 ) -> Loaded | None:
     """Return the cached value of (domain, id), loading and caching it on a miss; None if absent."""
-    if uow.cache is None:
+    if _bypass(uow) or uow.cache is None:
         return await load()
     result: Loaded | None = await uow.cache.read_through(domain, entity_id, load, tags=tags)
     return result
@@ -39,7 +52,7 @@ async def read_list_through(
     tags: Sequence[str],
 ) -> list[Any]:
     """Return a cached list (e.g. a faction's members), loading it on a miss; dropped by tags."""
-    if uow.cache is None:
+    if _bypass(uow) or uow.cache is None:
         return await load()
     result: list[Any] = await uow.cache.read_list_through(domain, name, load, tags=tags)
     return result
@@ -54,36 +67,45 @@ def write_through(
     version: int,
     tags: Sequence[str] = (),
 ) -> None:
-    """After commit, store `value` (last-writer-wins by version) and invalidate `tags`."""
+    """After commit, store `value` (last-writer-wins by version) and invalidate `tags`.
+
+    Raises InvalidCacheKey or UnserializableCacheValue now, not after the commit.
+    """
     cache = uow.cache
     if cache is None:
         return
+    keys.check_id(entity_id)
+    keys.check_tags(tags)
+    keys.encode(value)
 
     async def _apply() -> None:
         await cache.write_through(domain, entity_id, value, version=version, tags=tags)
 
-    uow.after_commit(_apply)
+    _queue(uow, _apply)
 
 
 def evict(uow: UnitOfWork, domain: Domain, entity_id: int, *, tags: Sequence[str] = ()) -> None:
-    """After commit, remove (domain, id) from the cache and invalidate `tags`."""
+    """After commit, remove (domain, id) from the cache and invalidate `tags`; checks them now."""
     cache = uow.cache
     if cache is None:
         return
+    keys.check_id(entity_id)
+    keys.check_tags(tags)
 
     async def _apply() -> None:
         await cache.evict(domain, entity_id, tags=tags)
 
-    uow.after_commit(_apply)
+    _queue(uow, _apply)
 
 
 def invalidate(uow: UnitOfWork, tags: Sequence[str]) -> None:
-    """After commit, invalidate every cache entry carrying one of `tags`."""
+    """After commit, invalidate every cache entry carrying one of `tags`; checks them now."""
     cache = uow.cache
     if cache is None or not tags:
         return
+    keys.check_tags(tags)
 
     async def _apply() -> None:
         await cache.invalidate_tags(tags)
 
-    uow.after_commit(_apply)
+    _queue(uow, _apply)

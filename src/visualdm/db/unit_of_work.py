@@ -26,6 +26,7 @@ from visualdm.ownership import Module
 
 if TYPE_CHECKING:
     from visualdm.audit.models import PendingAudit
+    from visualdm.cache.backend import Cache
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +42,7 @@ class UnitOfWork:
     clock: Clock
     db: Database
     bus: EventBus | None = None
-    cache: Any = None
+    cache: Cache | None = None
     module: Module | None = None
     events: list[DomainEvent] = field(default_factory=list)
     pending_audit: list[PendingAudit] = field(default_factory=list)
