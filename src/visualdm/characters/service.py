@@ -306,3 +306,47 @@ async def ensure_live(uow: UnitOfWork, character_ids: list[int]) -> None:
     for cid in character_ids:
         if cid not in found:
             raise NotFound(ENTITY, cid)
+
+
+async def grant_rewards(
+    uow: UnitOfWork,
+    *,
+    actor: Actor,
+    character_id: int,
+    xp: int = 0,
+    gold: int = 0,
+    items: tuple[Any, ...] | list[Any] = (),
+) -> CharacterRead:
+    """Add XP (levelling up), gold and inventory items at once, retrying version conflicts."""
+    if xp < 0 or gold < 0:
+        raise RuleViolation("rewards cannot be negative", xp=xp, gold=gold)
+    if not (xp or gold or items):
+        raise RuleViolation("a reward grant must give XP, gold or items")
+    async with uow.acting_as(MANAGEMENT):
+
+        async def attempt() -> tuple[Character, dict[str, Any]]:
+            row = await repo.get_live(uow.session, character_id, fresh=True)
+            authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
+            before = {
+                "xp": row.xp,
+                "level": row.level,
+                "gold": row.gold,
+                "inventory": row.inventory,
+            }
+            row.xp += xp
+            row.level = max(row.level, level_for_xp(row.xp))
+            row.gold += gold
+            if items:
+                # A new list, so the JSON column sees the change.
+                row.inventory = [*row.inventory, *items]
+            row.updated_at = row.last_active_at = uow.clock.now()
+            await uow.session.flush()
+            after = {"xp": row.xp, "level": row.level, "gold": row.gold, "inventory": row.inventory}
+            return row, audit.diff(before, after)
+
+        row, changed = await retry_on_conflict(uow, Character, ENTITY, character_id, attempt)
+        audit.record(
+            uow, actor=actor, action="update", entity=ENTITY, entity_id=row.id, changes=changed
+        )
+        _after_write(uow, row, "character.updated", changed)
+        return to_read(row)
