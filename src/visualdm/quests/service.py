@@ -21,6 +21,7 @@ from visualdm.db.retry import flush_versioned
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import Conflict, NotFound, RuleViolation, VersionConflict
 from visualdm.events.bus import DomainEvent
+from visualdm.factions import service as factions
 from visualdm.ownership import Action, Domain, Module, Resource
 from visualdm.quests import repository as repo
 from visualdm.quests.models import CharacterQuest, Quest
@@ -40,7 +41,7 @@ ASSIGNMENT = "quest_assignment"
 GENERATION = Module.QUEST_GENERATION
 MANAGEMENT = Module.QUEST_MANAGEMENT
 QUEST_SYSTEM = SystemActor("quest_management")
-"""Who the Quest System reads characters as when checking requirements (system-level, spec 3.2)."""
+"""Who the Quest System reads characters and factions as (system-level authorization, spec 3)."""
 
 # A quest's lifecycle; completed and failed are final. No way leads back to draft, so a quest
 # that characters have taken never becomes invisible to its players.
@@ -106,17 +107,26 @@ def _check_transition(quest_id: int, old: str, new: str) -> None:
         )
 
 
-async def _check_factions(
-    uow: UnitOfWork, actor: Actor, requirements: Requirements, rewards: Rewards
-) -> None:
+async def _check_factions(uow: UnitOfWork, requirements: Requirements, rewards: Rewards) -> None:
     """Raise RuleViolation if a faction the quest names does not exist (or is deleted)."""
+    named = [("requirements", fid) for fid in requirements.factions]
+    named += [("rewards", s.faction_id) for s in rewards.faction_standing]
+    for place, faction_id in named:
+        try:
+            await factions.get_faction(uow, actor=QUEST_SYSTEM, faction_id=faction_id)
+        except NotFound as exc:
+            raise RuleViolation(
+                f"faction {faction_id} in the quest's {place} does not exist",
+                faction_id=faction_id,
+                field=place,
+            ) from exc
 
 
 async def create_quest(uow: UnitOfWork, *, actor: Actor, data: QuestCreate) -> QuestRead:
     """Create a quest; RuleViolation if it names a faction that does not exist."""
     async with uow.acting_as(GENERATION):
         authorize(actor, GENERATION, Resource.QUEST, Action.CREATE)
-        await _check_factions(uow, actor, data.requirements, data.rewards)
+        await _check_factions(uow, data.requirements, data.rewards)
         now = uow.clock.now()
         row = Quest(
             **data.model_dump(mode="json"),
@@ -207,7 +217,6 @@ async def update_quest(
         if "requirements" in fields or "rewards" in fields:
             await _check_factions(
                 uow,
-                actor,
                 changes.requirements or Requirements.model_validate(row.requirements),
                 changes.rewards or Rewards.model_validate(row.rewards),
             )
@@ -322,6 +331,14 @@ async def _check_requirements(uow: UnitOfWork, quest: Quest, character_id: int) 
                 requirement="min_level",
                 required=needs.min_level,
                 actual=character.level,
+            )
+    for faction_id in needs.factions:
+        if not await factions.is_member(uow, character_id=character_id, faction_id=faction_id):
+            raise RuleViolation(
+                f"quest {quest.id} requires membership of faction {faction_id}; character "
+                f"{character_id} is not a member (or the faction no longer exists)",
+                requirement="factions",
+                faction_id=faction_id,
             )
 
 
@@ -499,6 +516,14 @@ async def _grant_rewards(
             xp=rewards.xp,
             gold=rewards.gold,
             items=rewards.items,
+        )
+    for standing in rewards.faction_standing:
+        await factions.adjust_standing(
+            uow,
+            actor=actor,
+            faction_id=standing.faction_id,
+            character_id=character_id,
+            delta=standing.delta,
         )
 
 
