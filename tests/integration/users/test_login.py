@@ -68,7 +68,12 @@ async def test_an_unknown_user_costs_a_hash_verification_like_a_real_one(
     await make_user(uow, "frodo")
     verified: list[str] = []
     real = passwords.verify_sync
-    monkeypatch.setattr(passwords, "verify_sync", lambda h, p: verified.append(h) or real(h, p))
+
+    def spy(stored: str, password: str) -> bool:
+        verified.append(stored)
+        return real(stored, password)
+
+    monkeypatch.setattr(passwords, "verify_sync", spy)
     await login(uow, auth, "nobody", "some guess")
     await login(uow, auth, "frodo", "some guess")
     assert len(verified) == 2
