@@ -10,17 +10,26 @@ from visualdm.characters.schemas import CharacterFilter
 from visualdm.errors import NotFound
 
 
-async def get(session: AsyncSession, character_id: int, *, fresh: bool = False) -> Character | None:
-    """Return the live character, or None if missing or soft-deleted."""
+async def get(
+    session: AsyncSession, character_id: int, *, fresh: bool = False, lock: bool = False
+) -> Character | None:
+    """Return the live character, or None if missing or soft-deleted.
+
+    `fresh` re-reads a row already in the session; `lock` also holds it until the transaction ends.
+    """
     stmt = select(Character).where(Character.id == character_id, Character.deleted_at.is_(None))
-    if fresh:
+    if fresh or lock:
         stmt = stmt.execution_options(populate_existing=True)
+    if lock:
+        stmt = stmt.with_for_update()
     return await session.scalar(stmt)
 
 
-async def get_live(session: AsyncSession, character_id: int, *, fresh: bool = False) -> Character:
+async def get_live(
+    session: AsyncSession, character_id: int, *, fresh: bool = False, lock: bool = False
+) -> Character:
     """Return the live character; NotFound if missing or soft-deleted."""
-    row = await get(session, character_id, fresh=fresh)
+    row = await get(session, character_id, fresh=fresh, lock=lock)
     if row is None:
         raise NotFound("character", character_id)
     return row

@@ -195,8 +195,8 @@ async def grant_xp(
         raise RuleViolation("XP grants must be positive", amount=amount)
     async with uow.acting_as(MANAGEMENT):
 
-        async def attempt() -> tuple[Character, dict[str, Any]]:
-            row = await repo.get_live(uow.session, character_id, fresh=True)
+        async def attempt(lock: bool) -> tuple[Character, dict[str, Any]]:
+            row = await repo.get_live(uow.session, character_id, fresh=True, lock=lock)
             authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
             before = {"xp": row.xp, "level": row.level}
             row.xp += amount
@@ -324,8 +324,8 @@ async def grant_rewards(
         raise RuleViolation("a reward grant must give XP, gold or items")
     async with uow.acting_as(MANAGEMENT):
 
-        async def attempt() -> tuple[Character, dict[str, Any]]:
-            row = await repo.get_live(uow.session, character_id, fresh=True)
+        async def attempt(lock: bool) -> tuple[Character, dict[str, Any]]:
+            row = await repo.get_live(uow.session, character_id, fresh=True, lock=lock)
             authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
             before = {
                 "xp": row.xp,

@@ -20,17 +20,20 @@ async def retry_on_conflict(
     model: type[object],
     entity: str,
     entity_id: int,
-    attempt: Callable[[], Awaitable[T]],
+    attempt: Callable[[bool], Awaitable[T]],
 ) -> T:
     """Run `attempt` in a savepoint, re-running it on a stale version up to the registry's limit.
 
-    `attempt` must re-read the row (populate_existing) so each try starts from the newest
-    committed version. After the last failed try, raises VersionConflict with that version.
+    `attempt(lock)` must re-read the row (populate_existing) so each try starts from the newest
+    committed version. The first try is purely optimistic; a retry is told to lock the row it
+    reads (SELECT ... FOR UPDATE) so that under heavy contention it waits for the current writer
+    instead of losing the race again. The version check still guards every write. After the last
+    failed try, raises VersionConflict with the stored version.
     """
-    for _ in range(MAX_WRITE_ATTEMPTS):
+    for number in range(MAX_WRITE_ATTEMPTS):
         try:
             async with uow.session.begin_nested():
-                return await attempt()
+                return await attempt(number > 0)
         except StaleDataError:
             continue
     current = await uow.session.scalar(

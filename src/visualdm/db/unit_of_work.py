@@ -120,6 +120,8 @@ async def unit_of_work(
         uow = UnitOfWork(session=session, clock=clock, db=db, bus=bus, cache=cache)
         async with session.begin():
             yield uow
+            # Flush domain changes first so their row locks are taken before the audit chain's.
+            await session.flush()
             await uow._finish()
             await session.flush()
         await uow._committed()

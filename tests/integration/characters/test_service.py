@@ -254,10 +254,10 @@ async def test_grant_xp_gives_up_with_a_conflict_after_the_registry_limit(
     calls = 0
     original = service.repo.get_live
 
-    async def always_stale(session, character_id, *, fresh=False):  # type: ignore[no-untyped-def]
+    async def always_stale(session, character_id, *, fresh=False, lock=False):  # type: ignore[no-untyped-def]
         nonlocal calls
         calls += 1
-        row = await original(session, character_id, fresh=fresh)
+        row = await original(session, character_id, fresh=fresh, lock=lock)
         # Another writer commits between our read and our write: the stored version moves on.
         await session.execute(
             update(Character)
