@@ -8,7 +8,7 @@ from tests.conftest import UowFactory
 from tests.integration.factions.conftest import Cast, audit_of, make_faction
 from visualdm.errors import NotFound, PermissionDenied, RuleViolation, VersionConflict
 from visualdm.factions import service
-from visualdm.factions.schemas import FactionCreate, FactionFilter, FactionUpdate
+from visualdm.factions.schemas import FactionFilter, FactionUpdate
 
 
 async def test_world_generation_creates_a_faction_that_everyone_can_read(
@@ -166,10 +166,3 @@ async def test_list_filters_and_cursor_pagination_visit_every_match_once(
             await service.list_factions(u, actor=cast.gm, cursor="not-a-cursor")
         with pytest.raises(RuleViolation):
             await service.list_factions(u, actor=cast.gm, limit=0)
-
-
-async def test_create_refuses_unknown_fields_and_empty_names() -> None:
-    with pytest.raises(ValueError, match="name"):
-        FactionCreate(name="   ")
-    with pytest.raises(ValueError, match="extra"):
-        FactionCreate(name="X", leader="me")  # type: ignore[call-arg]
