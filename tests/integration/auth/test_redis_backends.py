@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -64,7 +65,7 @@ async def test_a_check_is_one_round_trip(
     store = RedisTokenStore(redis_a, prefix=prefix, clock=clock)
     await store.record("j1", 1, clock.now() + DAY)
     commands: list[tuple[object, ...]] = []
-    real = redis_a.execute_command
+    real: Any = redis_a.execute_command
 
     async def counting(*args: object, **options: object) -> object:
         commands.append(args)
