@@ -371,7 +371,7 @@ def _relation_written(
 async def get_relation(
     uow: UnitOfWork, *, actor: Actor, faction_id: int, other_id: int
 ) -> RelationRead:
-    """Return how two live factions stand; neutral at 0 if never set, NotFound if one is gone."""
+    """Return how two live factions stand; NotFound if either is gone or none was ever set."""
     a, b = _pair(faction_id, other_id)
     async with uow.acting_as(MANAGEMENT):
         authorize(actor, MANAGEMENT, Resource.FACTION, Action.READ)
@@ -608,7 +608,10 @@ async def memberships_of(
 
 
 async def is_member(uow: UnitOfWork, *, character_id: int, faction_id: int) -> bool:
-    """Whether the character belongs to the faction and the faction is live (a system check)."""
+    """Whether a membership row links them in a live faction; a system check, no actor.
+
+    The character's own liveness is not checked: callers hold a live character already.
+    """
     async with uow.acting_as(MANAGEMENT):
         if await repo.get(uow.session, faction_id) is None:
             return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -192,3 +194,24 @@ async def test_members_page_through_and_hide_deleted_characters_and_factions(
         assert not await service.is_member(u, character_id=cids[0], faction_id=other)
         with pytest.raises(NotFound):
             await service.list_members(u, actor=cast.gm, faction_id=other)
+
+
+async def test_a_racing_duplicate_join_is_a_conflict_not_an_integrity_error(
+    uow: UowFactory, cast: Cast
+) -> None:
+    fid = await make_faction(uow, cast.gm, "Harpers")
+    cid = await make_character(uow, cast.alice)
+
+    async def join() -> None:
+        async with uow() as u:
+            await service.join_faction(u, actor=cast.gm, faction_id=fid, character_id=cid)
+
+    async with uow() as first:
+        await service.join_faction(first, actor=cast.gm, faction_id=fid, character_id=cid)
+        second = asyncio.create_task(join())
+        await asyncio.sleep(0.5)
+        # Blocked on the uncommitted row (PostgreSQL) or the write lock (SQLite).
+        assert not second.done()
+    with pytest.raises(Conflict, match="already a member"):
+        await second
+    assert await _rows(uow) == [(fid, cid, "member", 0)]
