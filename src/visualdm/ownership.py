@@ -739,3 +739,9 @@ CACHE_RETRY_AFTER = timedelta(seconds=1)
 
 CACHE_MAX_MISSED = 1_000
 """Invalidations remembered while Redis is unreachable; beyond it recovery purges the prefix."""
+
+
+# --- Authentication: token clock tolerance ---------------------------------------------------
+
+TOKEN_CLOCK_SKEW = timedelta(seconds=30)
+"""How far in the future a token's iat may be: API machines' clocks differ by a little."""

@@ -18,16 +18,13 @@ import jwt
 
 from visualdm.clock import Clock
 from visualdm.errors import NotAuthenticated
-from visualdm.ownership import Domain, Role, cache_ttl
+from visualdm.ownership import TOKEN_CLOCK_SKEW, Domain, Role, cache_ttl
 from visualdm.settings import Settings
 
 ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash output
 SECRET_FILE = ".visualdm-secret"  # noqa: S105 (a file name, not a secret)
 _REQUIRED = ["sub", "roles", "jti", "iat", "exp"]
-# API processes on several machines disagree on the time by a little; a token minted a moment
-# "in the future" by a peer is still good.
-_CLOCK_SKEW = timedelta(seconds=30)
 
 
 class InsecureConfiguration(RuntimeError):
@@ -134,7 +131,7 @@ class TokenCodec:
         except (jwt.PyJWTError, KeyError, TypeError, ValueError, OverflowError, OSError):
             raise NotAuthenticated("invalid or expired token") from None
         now = self._clock.now()
-        if not claims.issued_at - _CLOCK_SKEW <= now < claims.expires_at:
+        if not claims.issued_at - TOKEN_CLOCK_SKEW <= now < claims.expires_at:
             raise NotAuthenticated("invalid or expired token")
         return claims
 
