@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -263,3 +264,14 @@ async def test_reward_grants_must_give_something_positive(uow: UowFactory, cast:
             await characters.grant_rewards(u, actor=cast.gm, character_id=hero, gold=-5)
         with pytest.raises(PermissionDenied):
             await characters.grant_rewards(u, actor=cast.bob, character_id=hero, gold=5)
+
+
+async def test_racing_assignments_never_overbook_the_last_slot(uow: UowFactory, cast: Cast) -> None:
+    qid = await make_quest(uow, cast.gm, max_assignees=1)
+    heroes = [await make_hero(uow, cast.alice, f"Racer {i}") for i in range(3)]
+    results = await asyncio.gather(
+        *(_assign(uow, cast, qid, hero) for hero in heroes), return_exceptions=True
+    )
+    assert sum(isinstance(r, int) for r in results) == 1
+    assert all(isinstance(r, int | Conflict) for r in results)
+    assert await _rows(uow) == 1
