@@ -16,7 +16,7 @@ from visualdm.auth import passwords
 from visualdm.auth.context import AuthContext
 from visualdm.auth.tokens import TokenClaims
 from visualdm.db.unit_of_work import UnitOfWork
-from visualdm.errors import NotAuthenticated, NotFound, RateLimited
+from visualdm.errors import NotAuthenticated, NotFound, PermissionDenied, RateLimited
 from visualdm.ownership import Action, Module, Resource, Role
 from visualdm.users import repository
 from visualdm.users.schemas import AccessToken, PasswordChange, UserRead
@@ -145,7 +145,7 @@ async def change_password(
 ) -> None:
     """Set a new password and end every session of the user (they log in again).
 
-    Users changing their own must give the current one (wrong: NotAuthenticated, throttled like
+    Users changing their own must give the current one (wrong: PermissionDenied, throttled like
     a login); admins and the CLI may reset others'. Raises PermissionDenied, NotFound,
     RuleViolation (password policy), RateLimited.
     """
@@ -159,7 +159,8 @@ async def change_password(
             current = data.current_password.get_secret_value() if data.current_password else ""
             if not await passwords.verify_password(user.password_hash, current):
                 await auth.throttle.failed(username=user.username, ip=None)
-                raise NotAuthenticated("the current password is wrong")
+                # 403, not 401: the token is fine, so clients must not treat this as a logout.
+                raise PermissionDenied("the current password is wrong")
         new = data.new_password.get_secret_value()
         passwords.check_policy(new, username=user.username)
         old_hash = user.password_hash

@@ -18,8 +18,15 @@ from tests.integration.users.conftest import (
 )
 from visualdm.auth import service as auth_service
 from visualdm.auth.context import AuthContext
-from visualdm.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied, RuleViolation
-from visualdm.ownership import Role
+from visualdm.errors import (
+    Conflict,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    RuleViolation,
+)
+from visualdm.ownership import LOGIN_THROTTLE_ACCOUNT, Role
 from visualdm.users import repository, service
 from visualdm.users.models import User
 from visualdm.users.schemas import PasswordChange, UserCreate, UserUpdate
@@ -126,7 +133,7 @@ async def test_changing_ones_own_password_needs_the_current_one(
 ) -> None:
     frodo = await make_user(uow, "frodo")
     token = await token_for(uow, auth, "frodo")
-    with pytest.raises(NotAuthenticated, match="current password"):
+    with pytest.raises(PermissionDenied, match="current password"):
         async with uow() as u:
             await auth_service.change_password(
                 u,
@@ -284,3 +291,23 @@ async def test_an_export_holds_the_account_and_its_audit_trail(
     async with uow() as u:
         rows = (await u.session.scalars(select(User.id))).all()
     assert sorted(rows) == sorted([admin.id, frodo.id])
+
+
+async def test_guessing_the_current_password_is_throttled_like_a_login(
+    uow: UowFactory, auth: AuthContext
+) -> None:
+    frodo = await make_user(uow, "frodo")
+    guess = PasswordChange(
+        current_password=SecretStr("a wrong guess!"), new_password=SecretStr(NEW_PASSWORD)
+    )
+    for _ in range(LOGIN_THROTTLE_ACCOUNT.max_failures):
+        with pytest.raises(PermissionDenied):
+            async with uow() as u:
+                await auth_service.change_password(
+                    u, auth=auth, actor=as_actor(frodo), user_id=frodo.id, data=guess
+                )
+    with pytest.raises(RateLimited):
+        async with uow() as u:
+            await auth_service.change_password(
+                u, auth=auth, actor=as_actor(frodo), user_id=frodo.id, data=guess
+            )
