@@ -122,6 +122,7 @@ class FlatIndex:
     x1: FloatArray
     y1: FloatArray
     items: npt.NDArray[np.object_]
+    item_list: list[Any]
 
 
 def _split_by_owner(
@@ -163,11 +164,14 @@ def search_many(
         )
     hit = (flat.x0[node] <= qx1[q]) & (flat.y0[node] <= qy1[q])
     hit &= (flat.x1[node] >= qx0[q]) & (flat.y1[node] >= qy0[q])
-    owners, idx = _expand_ranges(
-        np.concatenate(range_q), np.concatenate(range_s), np.concatenate(range_e)
-    )
-    owner = np.concatenate((owners, q[hit]))
-    return _split_by_owner(owner, np.concatenate((idx, node[hit])), n_q, flat.items)
+    out = _split_by_owner(q[hit], node[hit], n_q, flat.items)
+    # Whole ranges are appended as list slices (a C-level copy) rather than expanded into
+    # per-item index arrays, which for large result sets cost several times the output size.
+    rq, rs, re = np.concatenate(range_q), np.concatenate(range_s), np.concatenate(range_e)
+    listed = flat.item_list
+    for owner, s, e in zip(rq.tolist(), rs.tolist(), re.tolist(), strict=True):
+        out[owner] += listed[s:e]
+    return out
 
 
 def _box_sq_dist(

@@ -607,7 +607,7 @@ class RTree:
             packed, boxes, ordered = self._flat_source
             objs = np.fromiter(ordered, dtype=object, count=len(ordered))
             cols = [boxes[:, i].copy() for i in range(4)]
-            self._flat = FlatIndex(packed, cols[0], cols[1], cols[2], cols[3], objs)
+            self._flat = FlatIndex(packed, cols[0], cols[1], cols[2], cols[3], objs, ordered)
             return self._flat
         levels: list[FlatLevel] = []
         nodes = [self._root]
@@ -632,7 +632,7 @@ class RTree:
         )
         items = np.fromiter(below, dtype=object, count=n)
         self._flat = FlatIndex(
-            levels, coords[:, 0], coords[:, 1], coords[:, 2], coords[:, 3], items
+            levels, coords[:, 0], coords[:, 1], coords[:, 2], coords[:, 3], items, below
         )
         return self._flat
 
