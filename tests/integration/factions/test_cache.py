@@ -47,7 +47,9 @@ class RecordingCache:
     ) -> None:
         self.calls.append(("write", domain, entity_id, version, tuple(tags)))
 
-    async def evict(self, domain: Domain, entity_id: int, *, tags: Sequence[str]) -> None:
+    async def evict(
+        self, domain: Domain, entity_id: int, *, tags: Sequence[str], version: int | None = None
+    ) -> None:
         self.calls.append(("evict", domain, entity_id, tuple(tags)))
 
     async def invalidate_tags(self, tags: Sequence[str]) -> None:
