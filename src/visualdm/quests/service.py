@@ -100,7 +100,7 @@ def _after_write(uow: UnitOfWork, row: Quest, event: str, changes: Mapping[str, 
 def _check_transition(quest_id: int, old: str, new: str) -> None:
     if new != old and new not in TRANSITIONS[old]:
         allowed = ", ".join(sorted(TRANSITIONS[old])) or "nothing (it is final)"
-        raise RuleViolation(
+        raise Conflict(
             f"quest {quest_id} cannot go from {old} to {new}; from {old} it may go to {allowed}",
             old=old,
             new=new,
@@ -198,7 +198,7 @@ async def update_quest(
     changes: QuestUpdate,
     expected_version: int | None = None,
 ) -> QuestRead:
-    """Apply a partial update; RuleViolation on a bad transition, VersionConflict if stale."""
+    """Apply a partial update; Conflict on a disallowed status change or a stale version."""
     async with uow.acting_as(MANAGEMENT):
         row = await repo.get_live(uow.session, quest_id, fresh=True)
         authorize(actor, MANAGEMENT, Resource.QUEST, Action.UPDATE)
@@ -498,7 +498,7 @@ async def complete_assignment(
             actor,
             row,
             before,
-            "quest.completed",
+            "quest.assignment_completed",
             {"rewards": rewards.model_dump(mode="json")},
         )
         await _grant_rewards(uow, actor, character_id, rewards)
@@ -534,7 +534,7 @@ async def _close(
         _, row = await _open_assignment(uow, actor, quest_id, character_id)
         before = _assignment_snapshot(row)
         row.status = status
-        return await _save_assignment(uow, actor, row, before, f"quest.{status}")
+        return await _save_assignment(uow, actor, row, before, f"quest.assignment_{status}")
 
 
 async def fail_assignment(

@@ -12,6 +12,7 @@ from tests.conftest import UowFactory
 from tests.integration.quests.conftest import Cast, audit_of, make_hero, make_quest
 from visualdm.characters import service as characters
 from visualdm.errors import Conflict, NotFound, PermissionDenied, RuleViolation
+from visualdm.events.bus import DomainEvent, InProcessBus
 from visualdm.quests import service
 from visualdm.quests.models import CharacterQuest
 from visualdm.quests.schemas import AssignmentRead, QuestUpdate
@@ -275,3 +276,24 @@ async def test_racing_assignments_never_overbook_the_last_slot(uow: UowFactory, 
     assert sum(isinstance(r, int) for r in results) == 1
     assert all(isinstance(r, int | Conflict) for r in results)
     assert await _rows(uow) == 1
+
+
+async def test_assignment_events_name_both_sides_and_follow_the_commit(
+    uow: UowFactory, cast: Cast, bus: InProcessBus
+) -> None:
+    seen: list[DomainEvent] = []
+
+    async def collect(event: DomainEvent) -> None:
+        seen.append(event)
+
+    qid = await make_quest(uow, cast.gm)
+    hero = await make_hero(uow, cast.alice)
+    bus.subscribe("quest.", collect)
+    aid = await _assign(uow, cast, qid, hero)
+    async with uow() as u:
+        await service.complete_assignment(u, actor=cast.gm, quest_id=qid, character_id=hero)
+    assert [(e.name, e.entity, e.entity_id) for e in seen] == [
+        ("quest.assigned", "quest_assignment", aid),
+        ("quest.assignment_completed", "quest_assignment", aid),
+    ]
+    assert (seen[-1].payload["quest_id"], seen[-1].payload["character_id"]) == (qid, hero)

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from tests.conftest import UowFactory
 from tests.integration.quests.conftest import Cast, audit_of, make_quest
-from visualdm.errors import NotFound, PermissionDenied, RuleViolation, VersionConflict
+from visualdm.errors import Conflict, NotFound, PermissionDenied, RuleViolation, VersionConflict
 from visualdm.events.bus import DomainEvent, InProcessBus
 from visualdm.quests import service
 from visualdm.quests.schemas import QuestCreate, QuestFilter, QuestUpdate
@@ -123,14 +123,14 @@ async def test_status_follows_the_lifecycle_and_completion_is_stamped(
                 await service.update_quest(u, actor=cast.gm, quest_id=qid, changes=changes)
             ).status
 
-    with pytest.raises(RuleViolation, match="cannot go from draft to active"):
+    with pytest.raises(Conflict, match="cannot go from draft to active"):
         await move("active")
     assert await move("available") == "available"
-    with pytest.raises(RuleViolation, match="cannot go from available to draft"):
+    with pytest.raises(Conflict, match="cannot go from available to draft"):
         await move("draft")
     assert await move("active") == "active"
     assert await move("completed") == "completed"
-    with pytest.raises(RuleViolation, match="it is final"):
+    with pytest.raises(Conflict, match="it is final"):
         await move("failed")
     async with uow() as u:
         got = await service.get_quest(u, actor=cast.gm, quest_id=qid)
