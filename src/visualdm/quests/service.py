@@ -214,12 +214,11 @@ async def update_quest(
             _check_transition(quest_id, row.status, fields["status"])
             if fields["status"] == "completed" and row.status != "completed":
                 row.completed_at = now
-        if "requirements" in fields or "rewards" in fields:
-            await _check_factions(
-                uow,
-                changes.requirements or Requirements.model_validate(row.requirements),
-                changes.rewards or Rewards.model_validate(row.rewards),
-            )
+        # Only the parts given are checked: a stored part naming a since-deleted faction must
+        # not block unrelated edits (completion reports that faction when it matters).
+        await _check_factions(
+            uow, changes.requirements or Requirements(), changes.rewards or Rewards()
+        )
         if fields.get("max_assignees") is not None:
             taken = await repo.slots_taken(uow.session, quest_id)
             if fields["max_assignees"] < taken:
