@@ -11,8 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from visualdm.api import errors
+from visualdm.characters.api import router as characters_router
 from visualdm.runtime import Runtime, build_runtime
 from visualdm.settings import Settings
+
+ROUTERS = (characters_router,)
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -22,6 +25,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or build_runtime(settings)
+        await rt.start()
         app.state.runtime = rt
         try:
             yield
@@ -36,6 +40,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -53,16 +59,17 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             checks["database"] = "ok"
         except Exception as exc:  # any failure means "not ready"; the body says which
             checks["database"] = f"unavailable: {type(exc).__name__}"
-        ping = getattr(rt.cache, "ping", None)
-        if ping is not None:
-            checks["redis"] = "ok" if await ping() else "unavailable"
+        redis = await rt.ping_redis()
+        if redis is not None:
+            checks["redis"] = "ok" if redis else "unavailable"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:
         """Prometheus metrics of this process."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        rt: Runtime = app.state.runtime
+        return Response(generate_latest(rt.metrics), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

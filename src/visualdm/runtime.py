@@ -11,6 +11,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from visualdm.auth.context import AuthContext, build_auth
+from visualdm.cache.factory import build_cache
+from visualdm.cache.redis import connect
+from visualdm.cache.service import CacheService
 from visualdm.clock import Clock, SystemClock
 from visualdm.db.engine import Database, create_database
 from visualdm.db.unit_of_work import UnitOfWork, unit_of_work
@@ -26,8 +33,25 @@ class Runtime:
     db: Database
     clock: Clock
     bus: EventBus
-    cache: Any = None
+    auth: AuthContext
+    metrics: CollectorRegistry
+    cache: CacheService | None = None
+    redis: Redis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        """Start background work (the cache's invalidation listener)."""
+        if self.cache is not None:
+            await self.cache.start()
+
+    async def ping_redis(self) -> bool | None:
+        """Whether Redis answers; None when this process runs without Redis."""
+        if self.redis is None:
+            return None
+        try:
+            return bool(await self.redis.ping())
+        except Exception:  # any failure means "not reachable"
+            return False
 
     @asynccontextmanager
     async def uow(self) -> AsyncIterator[UnitOfWork]:
@@ -37,17 +61,31 @@ class Runtime:
 
     async def close(self) -> None:
         """Release connections and background tasks."""
-        close_cache = getattr(self.cache, "close", None)
-        if close_cache is not None:
-            await close_cache()
+        if self.cache is not None:
+            await self.cache.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.db.dispose()
 
 
-def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
-    """Build the runtime for `settings` (embedded or production)."""
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    cache: bool = True,
+    db: Database | None = None,
+) -> Runtime:
+    """Build the runtime for `settings`: embedded (SQLite, in-process) or production (Redis)."""
+    clock = clock or SystemClock()
+    metrics = CollectorRegistry()
+    redis = connect(settings.redis_url) if settings.redis_url else None
     return Runtime(
         settings=settings,
-        db=create_database(settings),
-        clock=clock or SystemClock(),
+        db=db or create_database(settings),
+        clock=clock,
         bus=InProcessBus(),
+        auth=build_auth(settings, clock=clock, redis=redis),
+        metrics=metrics,
+        cache=build_cache(settings, clock=clock, registry=metrics) if cache else None,
+        redis=redis,
     )

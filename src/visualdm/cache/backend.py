@@ -74,7 +74,10 @@ class CacheBackend(Protocol):
         ...
 
     async def evict(self, key: str, stamp: Stamp, *, ttl_ms: int, tags: Sequence[str]) -> None:
-        """Invalidate `tags` and replace `key` with a tombstone living `ttl_ms`."""
+        """Invalidate `tags`; tombstone `key` for `ttl_ms` unless a newer version is cached.
+
+        A tombstone with a version (>= 0) yields only to newer versions; without, to later writes.
+        """
         ...
 
     async def invalidate(self, tags: Sequence[str]) -> None:
@@ -122,6 +125,8 @@ class Cache(Protocol):
         self, domain: Domain, entity_id: int, value: Loaded, *, version: int, tags: Sequence[str]
     ) -> None: ...
 
-    async def evict(self, domain: Domain, entity_id: int, *, tags: Sequence[str]) -> None: ...
+    async def evict(
+        self, domain: Domain, entity_id: int, *, tags: Sequence[str], version: int | None = None
+    ) -> None: ...
 
     async def invalidate_tags(self, tags: Sequence[str]) -> None: ...

@@ -84,8 +84,18 @@ def write_through(
     _queue(uow, _apply)
 
 
-def evict(uow: UnitOfWork, domain: Domain, entity_id: int, *, tags: Sequence[str] = ()) -> None:
-    """After commit, remove (domain, id) from the cache and invalidate `tags`; checks them now."""
+def evict(
+    uow: UnitOfWork,
+    domain: Domain,
+    entity_id: int,
+    *,
+    tags: Sequence[str] = (),
+    version: int | None = None,
+) -> None:
+    """After commit, mark (domain, id) deleted at `version` and invalidate `tags`; checks now.
+
+    Passing the deleted row's version lets a later restore (a newer version) replace the mark.
+    """
     cache = uow.cache
     if cache is None:
         return
@@ -93,7 +103,7 @@ def evict(uow: UnitOfWork, domain: Domain, entity_id: int, *, tags: Sequence[str
     keys.check_tags(tags)
 
     async def _apply() -> None:
-        await cache.evict(domain, entity_id, tags=tags)
+        await cache.evict(domain, entity_id, tags=tags, version=version)
 
     _queue(uow, _apply)
 

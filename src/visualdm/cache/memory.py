@@ -33,8 +33,12 @@ class _TagSet:
 
 
 def newer(stamp: Stamp, current: _Entry) -> bool:
-    """Whether `stamp` wins last-writer-wins over `current` (a tombstone only by time)."""
-    if current.stored.kind is Kind.DELETED:
+    """Whether `stamp` wins last-writer-wins over `current`.
+
+    A tombstone that knows the deleted row's version yields only to a newer version (a restore);
+    one without a version yields to any later write.
+    """
+    if current.stored.kind is Kind.DELETED and current.stamp.version < 0:
         return stamp.at_ms > current.stamp.at_ms
     return (stamp.version, stamp.at_ms) > (current.stamp.version, current.stamp.at_ms)
 
@@ -96,8 +100,12 @@ class MemoryBackend:
         return True
 
     async def evict(self, key: str, stamp: Stamp, *, ttl_ms: int, tags: Sequence[str]) -> None:
-        """Invalidate `tags` and replace `key` with a tombstone living `ttl_ms`."""
-        self._invalidate(tags, spare=None)
+        """Invalidate `tags`; tombstone `key` for `ttl_ms` unless a newer version is cached."""
+        self._invalidate(tags, spare=key)
+        current = self._live(key)
+        if stamp.version >= 0 and current is not None and not newer(stamp, current):
+            self._register(key, tags, current.expires_at)
+            return
         self._store(key, Stored(Kind.DELETED), stamp, ttl_ms, ())
 
     async def invalidate(self, tags: Sequence[str]) -> None:

@@ -30,8 +30,14 @@ local function newer(v, t)
   local cur = redis.call('HMGET', KEYS[1], 'k', 'v', 't')
   if not cur[1] then return true, false end
   local cv, ct = tonumber(cur[2]), tonumber(cur[3])
-  if cur[1] == 'x' then return t > ct, true end
-  return v > cv or (v == cv and t > ct), false
+  local wins = v > cv or (v == cv and t > ct)
+  -- a tombstone that knows the deleted version yields only to a newer version (a restore);
+  -- one that does not yields to any later write
+  if cur[1] == 'x' then
+    if cv < 0 then return t > ct, true end
+    return wins, true
+  end
+  return wins, false
 end
 local function store(kind, payload, v, t, ttl)
   redis.call('HSET', KEYS[1], 'k', kind, 'd', payload, 'v', v, 't', t)
@@ -77,14 +83,21 @@ return stored
 """
 )
 
-# ARGV: ms, ttl_ms, n, gen_ttl_ms, channel, notice
+# ARGV: version (-1: unknown), ms, ttl_ms, n, gen_ttl_ms, channel, notice
 EVICT = (
     _COMMON
     + """
-local n = tonumber(ARGV[3])
-invalidate(2, n, false, ARGV[4])
-store('x', '', -1, tonumber(ARGV[1]), tonumber(ARGV[2]))
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+local n = tonumber(ARGV[4])
+local v, t, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+invalidate(2, n, KEYS[1], ARGV[5])
+-- a delete that knows its version loses to a newer one already cached (a restore came first)
+if v < 0 or newer(v, t) then
+  store('x', '', v, t, ttl)
+else
+  ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then register(KEYS[1], 2, n, ttl) end
+end
+redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
 """
 )

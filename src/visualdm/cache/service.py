@@ -132,11 +132,18 @@ class CacheService:
             lambda: self.backend.write(key, payload, stamp, ttl_ms=ttl_ms, tags=all_tags),
         )
 
-    async def evict(self, domain: Domain, entity_id: int, *, tags: Sequence[str] = ()) -> None:
-        """Invalidate `tags` and mark the entity deleted for NEGATIVE_CACHE_TTL."""
+    async def evict(
+        self,
+        domain: Domain,
+        entity_id: int,
+        *,
+        tags: Sequence[str] = (),
+        version: int | None = None,
+    ) -> None:
+        """Invalidate `tags` and mark the entity deleted (at `version`) for NEGATIVE_CACHE_TTL."""
         key = self.keys.entity(domain, entity_id)
         all_tags = k.check_tags([k.own_tag(domain, entity_id), *tags])
-        stamp = Stamp(-1, self._now_ms())
+        stamp = Stamp(-1 if version is None else version, self._now_ms())
         ttl_ms = _ms(NEGATIVE_CACHE_TTL)
         await self._change(
             domain.value,

@@ -228,7 +228,7 @@ async def delete_character(uow: UnitOfWork, *, actor: Actor, character_id: int) 
             entity_id=row.id,
             changes={"record": _snapshot(row), "soft": True},
         )
-        cache.evict(uow, Domain.CHARACTER, row.id, tags=tags_of(row.id))
+        cache.evict(uow, Domain.CHARACTER, row.id, tags=tags_of(row.id), version=row.version)
         uow.publish(DomainEvent("character.deleted", ENTITY, row.id, uow.clock.now()))
 
 
@@ -286,7 +286,8 @@ async def set_position(
             entity_id=character_id,
             changes={"x": x, "y": y, "at": at},
         )
-        cache.evict(uow, Domain.CHARACTER, character_id, tags=tags_of(character_id))
+        # A move is not a deletion: drop the cached copy (and lists holding it), leave no tombstone.
+        cache.invalidate(uow, tags_of(character_id))
         uow.publish(
             DomainEvent(
                 "character.moved",

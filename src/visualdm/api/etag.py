@@ -1,0 +1,37 @@
+"""ETags are versions: reads send them, If-Match guards writes, If-None-Match saves a body."""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+
+from visualdm.errors import RuleViolation
+
+
+def etag(version: int) -> str:
+    """The strong ETag of a version."""
+    return f'"{version}"'
+
+
+def set_etag(response: Response, version: int) -> None:
+    """Put the version's ETag on the response."""
+    response.headers["ETag"] = etag(version)
+
+
+def expected_version(request: Request) -> int | None:
+    """The version an If-Match header demands, or None; RuleViolation if it is not one of ours."""
+    raw = request.headers.get("if-match")
+    if raw is None:
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise RuleViolation("If-Match must be an ETag this API sent", header=raw)
+    return int(value)
+
+
+def not_modified(request: Request, version: int) -> bool:
+    """Whether If-None-Match already names this version (answer 304)."""
+    raw = request.headers.get("if-none-match")
+    if raw is None:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in raw.split(",")}
+    return "*" in tags or etag(version) in tags

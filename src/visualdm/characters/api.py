@@ -1,0 +1,119 @@
+"""HTTP routes of the Character System under /v1/characters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from visualdm.api.deps import CurrentActor, UoW
+from visualdm.api.etag import expected_version, not_modified, set_etag
+from visualdm.characters import service
+from visualdm.characters.schemas import (
+    CharacterCreate,
+    CharacterFilter,
+    CharacterPage,
+    CharacterRead,
+    CharacterUpdate,
+    PositionResult,
+    PositionUpdate,
+)
+
+router = APIRouter(prefix="/v1/characters", tags=["characters"])
+
+
+@router.get("")
+async def list_characters(
+    uow: UoW,
+    actor: CurrentActor,
+    owner_id: Annotated[int | None, Query(ge=1)] = None,
+    race: Annotated[str | None, Query(max_length=50)] = None,
+    name_contains: Annotated[str | None, Query(max_length=100)] = None,
+    min_level: Annotated[int | None, Query(ge=1, le=30)] = None,
+    max_level: Annotated[int | None, Query(ge=1, le=30)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> CharacterPage:
+    """List live characters, filtered, one page at a time."""
+    filters = CharacterFilter(
+        owner_id=owner_id,
+        race=race,
+        name_contains=name_contains,
+        min_level=min_level,
+        max_level=max_level,
+    )
+    return await service.list_characters(
+        uow, actor=actor, filters=filters, cursor=cursor, limit=limit
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_character(
+    uow: UoW, actor: CurrentActor, body: CharacterCreate, response: Response
+) -> CharacterRead:
+    """Create a character (a player's own; a GM's for anyone)."""
+    made = await service.create_character(uow, actor=actor, data=body)
+    response.headers["Location"] = f"/v1/characters/{made.id}"
+    set_etag(response, made.version)
+    return made
+
+
+@router.get("/{character_id}", responses={304: {"description": "Not modified"}})
+async def get_character(
+    uow: UoW, actor: CurrentActor, character_id: int, request: Request, response: Response
+) -> Any:
+    """Read one character; honours If-None-Match."""
+    got = await service.get_character(uow, actor=actor, character_id=character_id)
+    if not_modified(request, got.version):
+        return Response(
+            status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": f'"{got.version}"'}
+        )
+    set_etag(response, got.version)
+    return got
+
+
+@router.patch("/{character_id}")
+async def update_character(
+    uow: UoW,
+    actor: CurrentActor,
+    character_id: int,
+    body: CharacterUpdate,
+    request: Request,
+    response: Response,
+) -> CharacterRead:
+    """Change some fields; with If-Match, only if the version still matches (else 412)."""
+    got = await service.update_character(
+        uow,
+        actor=actor,
+        character_id=character_id,
+        changes=body,
+        expected_version=expected_version(request),
+    )
+    set_etag(response, got.version)
+    return got
+
+
+@router.delete("/{character_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_character(uow: UoW, actor: CurrentActor, character_id: int) -> None:
+    """Soft-delete a character (restorable until purged)."""
+    await service.delete_character(uow, actor=actor, character_id=character_id)
+
+
+@router.post("/{character_id}/restore")
+async def restore_character(
+    uow: UoW, actor: CurrentActor, character_id: int, response: Response
+) -> CharacterRead:
+    """Bring back a soft-deleted character."""
+    got = await service.restore_character(uow, actor=actor, character_id=character_id)
+    set_etag(response, got.version)
+    return got
+
+
+@router.put("/{character_id}/position")
+async def set_position(
+    uow: UoW, actor: CurrentActor, character_id: int, body: PositionUpdate
+) -> PositionResult:
+    """Move a character; an update older than the stored one is ignored and reported."""
+    return await service.set_position(
+        uow, actor=actor, character_id=character_id, x=body.x, y=body.y, at=body.at
+    )
