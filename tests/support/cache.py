@@ -7,6 +7,7 @@ Only keys under the test's own prefix are ever deleted (SCAN by prefix), never F
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import subprocess
 import uuid
@@ -94,9 +95,11 @@ class CountingLoader:
         self.value = value
         self.calls = 0
         self.gate = gate
+        self.entered = asyncio.Event()
 
     async def __call__(self) -> Any:
         self.calls += 1
+        self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
         return self.value
@@ -109,6 +112,16 @@ def loader_of(value: Any) -> Callable[[], Awaitable[Any]]:
         return value
 
     return load
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 5.0) -> bool:
+    """Poll `check` every 10 ms until it is true (True) or `within` seconds pass (False)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 def free_port() -> int:
@@ -149,9 +162,20 @@ class ThrowawayRedis:
         finally:
             await client.aclose()
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open but nothing answers, like a hang."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Unfreeze a paused server (SIGCONT)."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         """Kill the server (as an outage would) and wait for it to exit."""
         if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)  # a paused server must be able to die
             self._proc.kill()
             self._proc.wait(timeout=10)
             self._proc = None

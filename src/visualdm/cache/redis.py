@@ -32,7 +32,7 @@ _GENERATION_TTL_MS = int(
 _PURGE_BATCH = 500  # keys per SCAN step and per UNLINK, so a purge never blocks Redis for long
 
 
-def connect(url: str, *, max_connections: int = 64) -> aioredis.Redis:
+def connect(url: str, *, max_connections: int = 32) -> aioredis.Redis:
     """Return a pooled client with short timeouts and no automatic retries."""
     timeout = CACHE_REDIS_TIMEOUT.total_seconds()
     pool = aioredis.BlockingConnectionPool.from_url(
@@ -43,7 +43,7 @@ def connect(url: str, *, max_connections: int = 64) -> aioredis.Redis:
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
     )
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)
 
 
 class RedisBackend:
@@ -105,9 +105,9 @@ class RedisBackend:
         return bool(result)
 
     async def evict(self, key: str, stamp: Stamp, *, ttl_ms: int, tags: Sequence[str]) -> None:
-        """Invalidate `tags` and replace `key` with a tombstone living `ttl_ms`."""
-        args: list[Arg] = [stamp.at_ms, ttl_ms, len(tags), _GENERATION_TTL_MS, self.keys.channel]
-        args.append(self._notice(keys=[key], tags=tags))
+        """Invalidate `tags`; tombstone `key` for `ttl_ms` unless a newer version is cached."""
+        args: list[Arg] = [stamp.version, stamp.at_ms, ttl_ms, len(tags), _GENERATION_TTL_MS]
+        args += [self.keys.channel, self._notice(keys=[key], tags=tags)]
         await self._call(self._evict(keys=self._tag_keys(key, tags), args=args))
 
     async def invalidate(self, tags: Sequence[str]) -> None:

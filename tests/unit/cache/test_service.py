@@ -1,4 +1,7 @@
-"""The cache service on the memory backend, with time moved by a FrozenClock."""
+"""The cache service's behaviour, on the memory backend with time moved by a FrozenClock.
+
+tests/integration/cache/test_contract.py runs the clock-independent ones on real Redis too.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +11,12 @@ from datetime import timedelta
 import pytest
 
 from tests.support.cache import CountingLoader
-from visualdm.cache.keys import CacheKeys, InvalidCacheKey, UnserializableCacheValue
-from visualdm.cache.memory import MemoryBackend
+from visualdm.cache.keys import InvalidCacheKey, UnserializableCacheValue
 from visualdm.cache.service import CacheService
 from visualdm.clock import FrozenClock
 from visualdm.ownership import NEGATIVE_CACHE_TTL, Domain, cache_ttl
 
 SECOND = timedelta(seconds=1)
-
-
-@pytest.fixture
-def cache(clock: FrozenClock) -> CacheService:
-    return CacheService(MemoryBackend(clock), keys=CacheKeys("vdm"), clock=clock)
 
 
 def hero(version: int = 1, name: str = "Aria") -> dict[str, object]:
@@ -103,7 +100,7 @@ async def test_a_slow_read_cannot_overwrite_a_newer_write(cache: CacheService) -
     gate = asyncio.Event()
     slow = CountingLoader(hero(1, "stale"), gate=gate)
     reading = asyncio.create_task(cache.read_through(Domain.CHARACTER, 1, slow))
-    await asyncio.sleep(0)
+    await slow.entered.wait()
     await cache.write_through(Domain.CHARACTER, 1, hero(2, "fresh"), version=2)
     gate.set()
     assert await reading == hero(1, "stale")  # the reader itself gets what it loaded
@@ -116,7 +113,7 @@ async def test_a_load_racing_an_invalidation_is_not_cached(cache: CacheService) 
     reading = asyncio.create_task(
         cache.read_list_through(Domain.FACTION, "3:members", slow, tags=["faction:3:members"])
     )
-    await asyncio.sleep(0)
+    await slow.entered.wait()
     await cache.invalidate_tags(["faction:3:members"])
     gate.set()
     await reading
@@ -169,12 +166,29 @@ async def test_a_write_after_evict_restores(cache: CacheService, clock: FrozenCl
     assert await cache.read_through(Domain.CHARACTER, 1, CountingLoader(None)) == hero(4)
 
 
+async def test_a_restore_replaces_a_versioned_tombstone_at_the_same_instant(
+    cache: CacheService,
+) -> None:
+    await cache.evict(Domain.CHARACTER, 1, version=3)
+    await cache.write_through(Domain.CHARACTER, 1, hero(2), version=2)  # a late, older write
+    assert await cache.read_through(Domain.CHARACTER, 1, CountingLoader(hero(2))) is None
+    await cache.write_through(Domain.CHARACTER, 1, hero(4), version=4)  # the restore
+    assert await cache.read_through(Domain.CHARACTER, 1, CountingLoader(None)) == hero(4)
+
+
+async def test_a_late_delete_does_not_hide_a_newer_restore(cache: CacheService) -> None:
+    await cache.write_through(Domain.CHARACTER, 1, hero(4), version=4)
+    await cache.evict(Domain.CHARACTER, 1, version=3)
+    assert await cache.read_through(Domain.CHARACTER, 1, CountingLoader(None)) == hero(4)
+
+
 async def test_concurrent_misses_cause_one_load(cache: CacheService) -> None:
     gate = asyncio.Event()
     load = CountingLoader(hero(), gate=gate)
     readers = [cache.read_through(Domain.CHARACTER, 1, load) for _ in range(100)]
     pending = asyncio.gather(*readers)
-    await asyncio.sleep(0.01)
+    await load.entered.wait()
+    await asyncio.sleep(0.05)  # let every reader reach the cache while the load is pending
     gate.set()
     results = await pending
     assert load.calls == 1
@@ -205,7 +219,7 @@ async def test_a_cancelled_leader_does_not_fail_its_waiters(cache: CacheService)
     gate = asyncio.Event()
     load = CountingLoader(hero(), gate=gate)
     leader = asyncio.create_task(cache.read_through(Domain.CHARACTER, 1, load))
-    await asyncio.sleep(0)
+    await load.entered.wait()
     waiter = asyncio.create_task(cache.read_through(Domain.CHARACTER, 1, load))
     await asyncio.sleep(0)
     leader.cancel()
@@ -223,7 +237,8 @@ async def test_metrics_count_hits_misses_loads_and_invalidations(cache: CacheSer
     await cache.invalidate_tags(["character:1"])
     m = cache.metrics
     assert m.value("misses", domain="character") == 1
-    assert m.value("hits", domain="character", layer="shared") == 1
+    hits = [m.value("hits", domain="character", layer=layer) for layer in ("local", "shared")]
+    assert sum(hits) == 1
     assert m.value("loads", domain="character") == 1
     assert m.value("invalidations", domain="character") == 1
 
