@@ -72,6 +72,7 @@ class Resource(StrEnum):
     CHARACTER = "character"
     CHARACTER_POSITION = "character_position"
     FACTION = "faction"
+    FACTION_RELATION = "faction_relation"
     FACTION_MEMBERSHIP = "faction_membership"
     QUEST = "quest"
     QUEST_ASSIGNMENT = "quest_assignment"
@@ -324,8 +325,9 @@ SYSTEM_ACCESS: dict[System, SystemAccess] = {
             System.FACTION,
             "Faction, Character (members)",
             "Faction, Character-Faction relationships",
-            frozenset({R.FACTION, R.FACTION_MEMBERSHIP, R.CHARACTER}),
-            frozenset({R.FACTION, R.FACTION_MEMBERSHIP}),
+            frozenset({R.FACTION, R.FACTION_RELATION, R.FACTION_MEMBERSHIP, R.CHARACTER}),
+            # Spec 2.2: the Faction System owns faction relationships as well as membership.
+            frozenset({R.FACTION, R.FACTION_RELATION, R.FACTION_MEMBERSHIP}),
         ),
         SystemAccess(
             System.QUEST,
@@ -408,7 +410,14 @@ class RoleGrant:
     scope: Scope = Scope.ANY
 
 
-WORLD_RESOURCES = (R.FACTION, R.FACTION_MEMBERSHIP, R.QUEST, R.QUEST_ASSIGNMENT, R.SPATIAL_INDEX)
+WORLD_RESOURCES = (
+    R.FACTION,
+    R.FACTION_RELATION,
+    R.FACTION_MEMBERSHIP,
+    R.QUEST,
+    R.QUEST_ASSIGNMENT,
+    R.SPATIAL_INDEX,
+)
 
 ROLE_GRANTS: dict[Role, dict[Resource, tuple[RoleGrant, ...]]] = {
     # A player reads the world and changes only its own characters (and their positions).
@@ -630,7 +639,8 @@ RESOURCE_TABLES: dict[Resource, ModuleTables] = {
     R.CHARACTER_POSITION: ModuleTables(
         ("characters",), ("id", "x", "y", "position_updated_at", "deleted_at")
     ),
-    R.FACTION: ModuleTables(("factions", "faction_relations")),
+    R.FACTION: ModuleTables(("factions",)),
+    R.FACTION_RELATION: ModuleTables(("faction_relations",)),
     R.FACTION_MEMBERSHIP: ModuleTables(("character_factions",)),
     R.QUEST: ModuleTables(("quests",)),
     R.QUEST_ASSIGNMENT: ModuleTables(("character_quests",)),
@@ -745,3 +755,54 @@ CACHE_MAX_MISSED = 1_000
 
 TOKEN_CLOCK_SKEW = timedelta(seconds=30)
 """How far in the future a token's iat may be: API machines' clocks differ by a little."""
+
+
+# --- API: request size limit (issue 6) -------------------------------------------------------
+
+MAX_REQUEST_BODY_BYTES = 64 * 1024
+"""Largest request body the API reads; past it the answer is 413 and the rest is never read."""
+
+
+# --- Spatial System: index, collisions, query cache, propagation (issue 5) -----------------
+
+SPATIAL_CHARACTER_SIZE = 1.0
+"""Width and height of a character's footprint in the spatial index (characters are points)."""
+
+SPATIAL_COLLISION_ITERATIONS = 4
+"""Push-outs tried for one move before it is refused as blocked (spec 5.2)."""
+
+SPATIAL_TILE_SIZE = 256.0
+"""Side of the square tiles that key cached spatial queries; an update drops the tiles it touches."""
+
+SPATIAL_QUERY_CACHE_MAX_TILES = 16
+"""Queries touching more tiles than this are answered from the index and never cached."""
+
+SPATIAL_QUERY_CACHE_MAX_ENTRIES = 4_096
+"""Cached spatial query results one process keeps; the least recently used go first."""
+
+SPATIAL_QUERY_MAX_RESULTS = 1_000
+"""Most entities one window, radius or path query returns."""
+
+SPATIAL_NEAREST_MAX_K = 100
+"""Largest k a nearest-entities query may ask for."""
+
+SPATIAL_TOMBSTONES_MAX = 100_000
+"""Removed entities remembered so a late, older update cannot bring them back."""
+
+SPATIAL_STREAM_MAXLEN = 100_000
+"""Approximate length the Redis stream of position changes is trimmed to (XADD MAXLEN ~)."""
+
+SPATIAL_STREAM_BATCH = 1_000
+"""Stream entries one XREAD fetches at most."""
+
+SPATIAL_STREAM_BLOCK = timedelta(milliseconds=200)
+"""How long one XREAD waits for new entries; well inside the 1-second consistency window."""
+
+SPATIAL_SNAPSHOT_INTERVAL = timedelta(minutes=5)
+"""How often a running process writes its index snapshot (started processes replay from it)."""
+
+SPATIAL_WS_QUEUE_MAX = 256
+"""Messages queued for one WebSocket subscriber; a client that falls further behind is dropped."""
+
+SPATIAL_WS_AUTH_TIMEOUT = timedelta(seconds=5)
+"""How long a WebSocket client has to send its token before it is disconnected."""
