@@ -216,7 +216,7 @@ async def delete_faction(uow: UnitOfWork, *, actor: Actor, faction_id: int) -> N
                 "memberships_kept": members,
             },
         )
-        cache.evict(uow, Domain.FACTION, row.id, tags=tags_of(row.id))
+        cache.evict(uow, Domain.FACTION, row.id, tags=tags_of(row.id), version=row.version)
         uow.publish(DomainEvent("faction.deleted", ENTITY, row.id, uow.clock.now()))
 
 
@@ -293,11 +293,7 @@ async def set_relation(
     stance: Stance | str,
     score: int,
 ) -> RelationRead:
-    """Set how two live factions stand (symmetric); RuleViolation on self or bad stance/score.
-
-    A pair's first relation row is created as the World Generation System, the only module the
-    registry lets create faction data; later changes are made as the Faction Management System.
-    """
+    """Set how two live factions stand (symmetric); RuleViolation on self or bad stance/score."""
     a, b = _pair(faction_id, other_id)
     try:
         stance = Stance(stance)
@@ -306,7 +302,7 @@ async def set_relation(
     if not SCORE_MIN <= score <= SCORE_MAX:
         raise RuleViolation(f"score must be between {SCORE_MIN} and {SCORE_MAX}", score=score)
     async with uow.acting_as(MANAGEMENT):
-        authorize(actor, MANAGEMENT, Resource.FACTION, Action.UPDATE)
+        authorize(actor, MANAGEMENT, Resource.FACTION_RELATION, Action.UPDATE)
         await repo.get_live(uow.session, a)
         await repo.get_live(uow.session, b)
         after = {"stance": stance.value, "score": score}
@@ -331,8 +327,8 @@ async def _create_relation(
     uow: UnitOfWork, actor: Actor, a: int, b: int, stance: Stance, score: int
 ) -> FactionRelation | None:
     """Insert and audit the pair's row; None if a concurrent writer inserted it first."""
-    async with uow.acting_as(CREATION):
-        authorize(actor, CREATION, Resource.FACTION, Action.CREATE)
+    async with uow.acting_as(MANAGEMENT):
+        authorize(actor, MANAGEMENT, Resource.FACTION_RELATION, Action.CREATE)
         row = FactionRelation(
             faction_a_id=a,
             faction_b_id=b,
@@ -374,7 +370,7 @@ async def get_relation(
     """Return how two live factions stand; NotFound if either is gone or none was ever set."""
     a, b = _pair(faction_id, other_id)
     async with uow.acting_as(MANAGEMENT):
-        authorize(actor, MANAGEMENT, Resource.FACTION, Action.READ)
+        authorize(actor, MANAGEMENT, Resource.FACTION_RELATION, Action.READ)
         await repo.get_live(uow.session, a)
         await repo.get_live(uow.session, b)
         row = await repo.relation(uow.session, a, b)
@@ -386,7 +382,7 @@ async def get_relation(
 async def list_relations(uow: UnitOfWork, *, actor: Actor, faction_id: int) -> list[RelationRead]:
     """Return a live faction's relations with other live factions, by the other's id."""
     async with uow.acting_as(MANAGEMENT):
-        authorize(actor, MANAGEMENT, Resource.FACTION, Action.READ)
+        authorize(actor, MANAGEMENT, Resource.FACTION_RELATION, Action.READ)
         await repo.get_live(uow.session, faction_id)
         rows = await repo.relations_of(uow.session, faction_id)
         return [_relation_read(r, faction_id) for r in rows]

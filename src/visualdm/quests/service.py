@@ -262,7 +262,7 @@ async def delete_quest(uow: UnitOfWork, *, actor: Actor, quest_id: int) -> None:
             entity_id=row.id,
             changes={"record": _snapshot(row), "soft": True},
         )
-        cache.evict(uow, Domain.QUEST, row.id, tags=tags_of(row.id))
+        cache.evict(uow, Domain.QUEST, row.id, tags=tags_of(row.id), version=row.version)
         await _invalidate_character_lists(uow, quest_id)
         uow.publish(DomainEvent("quest.deleted", ENTITY, row.id, uow.clock.now()))
 

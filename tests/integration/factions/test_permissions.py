@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from tests.conftest import UowFactory
 from tests.integration.factions.conftest import Cast, make_faction
 from visualdm.access.policy import authorize, module_may
+from visualdm.audit.models import AuditEntry
 from visualdm.db.engine import Database
 from visualdm.errors import PermissionDenied
 from visualdm.factions import service
@@ -41,18 +42,18 @@ async def test_the_character_system_cannot_create_factions(
     assert names == ([] if database.dialect == "postgresql" else ["Forged"])
 
 
-async def test_faction_management_may_change_relations_but_not_insert_them(
+async def test_relations_are_written_by_faction_management_and_no_one_else(
     uow: UowFactory, cast: Cast, database: Database
 ) -> None:
     a = await make_faction(uow, cast.gm, "A")
     b = await make_faction(uow, cast.gm, "B")
-    # Why set_relation inserts a pair's first row as World Generation: the registry gives the
-    # Faction Management System UPDATE and DELETE, but not CREATE, on faction data.
-    assert not module_may(Module.FACTION_MANAGEMENT, Resource.FACTION, Action.CREATE)
+    # Spec 2.2: faction relationships belong to the Faction System, so its manager inserts them.
+    assert module_may(Module.FACTION_MANAGEMENT, Resource.FACTION_RELATION, Action.CREATE)
+    assert not module_may(Module.CHARACTER_MANAGEMENT, Resource.FACTION_RELATION, Action.CREATE)
     row = {"faction_a_id": a, "faction_b_id": b, "stance": "war", "score": -5, "updated_at": NOW}
     if database.dialect == "postgresql":
         with pytest.raises(DBAPIError, match="permission denied for table faction_relations"):
-            async with uow() as u, u.acting_as(Module.FACTION_MANAGEMENT):
+            async with uow() as u, u.acting_as(Module.CHARACTER_MANAGEMENT):
                 await u.session.execute(insert(FactionRelation).values(**row))
     async with uow() as u:
         await service.set_relation(
@@ -60,7 +61,13 @@ async def test_faction_management_may_change_relations_but_not_insert_them(
         )
     async with uow() as u:
         got = await service.get_relation(u, actor=cast.alice, faction_id=a, other_id=b)
+        entries = (
+            await u.session.scalars(
+                select(AuditEntry.module).where(AuditEntry.entity == "faction_relation")
+            )
+        ).all()
     assert (got.stance, got.score) == ("war", -5)
+    assert entries == ["faction_management"]
 
 
 async def test_every_faction_read_is_open_to_players(uow: UowFactory, cast: Cast) -> None:

@@ -29,7 +29,7 @@ async def test_a_relation_reads_the_same_from_either_side(uow: UowFactory, cast:
     assert (from_a.stance, from_a.score) == (from_b.stance, from_b.score) == (Stance.HOSTILE, -60)
     assert [(r.faction_a_id, r.faction_b_id) for r in rows] == [(a, b)]
     entries = await audit_of(uow, "faction_relation", f"{a}:{b}")
-    assert [e.module for e in entries] == ["world_generation"]
+    assert [e.module for e in entries] == ["faction_management"]
     assert entries[0].changes == {
         "stance": {"old": None, "new": "hostile"},
         "score": {"old": None, "new": -60},

@@ -27,6 +27,7 @@ EXPECTED: dict[tuple[Module, Resource], str] = {
     (M.CHARACTER_MANAGEMENT, R.FACTION_MEMBERSHIP): "r",
     (M.CHARACTER_MANAGEMENT, R.QUEST_ASSIGNMENT): "r",
     (M.FACTION_MANAGEMENT, R.FACTION): "rud",
+    (M.FACTION_MANAGEMENT, R.FACTION_RELATION): "crud",
     (M.FACTION_MANAGEMENT, R.FACTION_MEMBERSHIP): "crud",
     (M.FACTION_MANAGEMENT, R.CHARACTER): "r",
     (M.WORLD_GENERATION, R.FACTION): "cr",
@@ -79,7 +80,15 @@ def test_players_write_only_their_own_characters(action: Action) -> None:
 
 
 @pytest.mark.parametrize(
-    "resource", [R.FACTION, R.FACTION_MEMBERSHIP, R.QUEST, R.QUEST_ASSIGNMENT, R.SPATIAL_INDEX]
+    "resource",
+    [
+        R.FACTION,
+        R.FACTION_RELATION,
+        R.FACTION_MEMBERSHIP,
+        R.QUEST,
+        R.QUEST_ASSIGNMENT,
+        R.SPATIAL_INDEX,
+    ],
 )
 def test_only_game_masters_write_the_world_but_everyone_reads_it(resource: Resource) -> None:
     for actor in (PLAYER, GM, ADMIN):
