@@ -25,7 +25,7 @@ Items are tuples ``(min_x, min_y, max_x, max_y, id)`` and queries return those s
 Nodes are plain lists ``[min_x, min_y, max_x, max_y, children, height, boxes]`` (leaves have
 height 1) so that an item and a node expose their box at the same indices, which keeps the hot
 loops free of attribute lookups and type tests. ``boxes`` is a leaf's cache of its items' boxes
-as freshly allocated lists (None until rebuilt after a change): the caller's item tuples and
+as freshly allocated tuples (None until rebuilt after a change): the caller's item tuples and
 their floats lie scattered in memory, and reading them dominated query time through cache
 misses, while the cache's objects are allocated together and read with few misses.
 """
@@ -117,7 +117,7 @@ def _set_bbox(node: _Node) -> None:
 
 def _leaf_boxes(leaf: _Node) -> list[Any]:
     """Rebuild and return a leaf's compact copy of its items' boxes."""
-    boxes: list[Any] = [list(c[:4]) for c in leaf[4]]
+    boxes: list[Any] = [c[:4] for c in leaf[4]]
     leaf[6] = boxes
     return boxes
 
@@ -514,7 +514,9 @@ class RTree:
         bx = group_bboxes(boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], starts)
         ends = (starts + leaf_sizes).tolist()
         cols = [a.tolist() for a in bx]
-        box_lists = boxes.tolist()
+        # Tuples of floats drop out of the cyclic GC's tracking, so a large load does not make
+        # every later collection walk a million extra containers.
+        box_lists = list(zip(*boxes.T.tolist(), strict=True))
         nodes: list[_Node] = [
             [a, b, c, d, ordered[s:e], 1, box_lists[s:e]]
             for a, b, c, d, s, e in zip(*cols, starts.tolist(), ends, strict=True)
