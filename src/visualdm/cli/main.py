@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
-from visualdm.cli import db, info
+from visualdm.cli import db, demo, info, users
 
 app = typer.Typer(
     help="Visual DM persistence and service layer.", no_args_is_help=True, add_completion=False
@@ -13,6 +13,8 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(info.ownership_app, name="ownership")
 app.add_typer(info.audit_app, name="audit")
+app.add_typer(demo.app, name="demo")
+app.add_typer(users.app, name="users")
 
 
 @app.command()
