@@ -11,11 +11,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from visualdm.api import errors
+from visualdm.api.limits import BodySizeLimit
 from visualdm.characters.api import router as characters_router
+from visualdm.factions.api import router as factions_router
+from visualdm.quests.api import router as quests_router
 from visualdm.runtime import Runtime, build_runtime
 from visualdm.settings import Settings
+from visualdm.users.api import router as users_router
 
-ROUTERS = (characters_router,)
+ROUTERS = (characters_router, users_router, factions_router, quests_router)
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -40,6 +44,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodySizeLimit)
     for router in ROUTERS:
         app.include_router(router)
 

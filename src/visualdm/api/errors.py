@@ -63,6 +63,11 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         response.headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
+        # The draft RateLimit fields go on refusals too (a dependency's response headers are
+        # dropped when it raises), so clients see the budget on the answer that matters most.
+        response.headers["RateLimit-Limit"] = str(exc.limit)
+        response.headers["RateLimit-Remaining"] = str(exc.remaining)
+        response.headers["RateLimit-Reset"] = str(exc.retry_after)
     if isinstance(exc, VersionConflict) and exc.current_version is not None:
         response.headers["ETag"] = f'"{exc.current_version}"'
     return response
@@ -91,8 +96,64 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem; some carry more members (errors, current_version, ...).",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+
+_TITLES = {
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found (or soft-deleted)",
+    409: "Conflict: a duplicate, a wrong state, or a stale version (with current_version)",
+    412: "If-Match names a stale version (with current_version)",
+    413: "Request body too large",
+    422: "Invalid input or a broken domain rule",
+    429: "Rate limit exceeded",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring problem+json answers for these status codes."""
+    return {code: {"description": _TITLES.get(code, "Problem")} for code in codes}
+
+
+def _document_problems(schema: dict[str, Any]) -> None:
+    """Make every error response of `schema` a problem+json one, with a default for the rest."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    content = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("413", {"description": _TITLES[413]})
+            for code, response in responses.items():
+                if code[0] in "45":
+                    response["content"] = content
+            responses["default"] = {"description": "Problem", "content": content}
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(unused, None)
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers on `app`."""
+    """Register the handlers on `app`, and document their problem+json answers in its OpenAPI."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _document_problems(generate())
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override hook

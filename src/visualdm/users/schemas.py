@@ -100,3 +100,12 @@ class UserExport(BaseModel):
     account: UserRead
     audit: list[AuditRecord]
     sections: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+
+
+class TokenResponse(BaseModel):
+    """A login's answer (RFC 6749 5.1): the bearer token and its lifetime in seconds."""
+
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 (the OAuth token type, not a secret)
+    expires_in: int
+    expires_at: datetime
