@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from visualdm.api.deps import CurrentActor, UoW
 from visualdm.api.etag import expected_version, not_modified, set_etag
+from visualdm.api.limits import EntityId
 from visualdm.characters import service
 from visualdm.characters.schemas import (
     CharacterCreate,
@@ -18,6 +19,10 @@ from visualdm.characters.schemas import (
     PositionResult,
     PositionUpdate,
 )
+from visualdm.factions import service as factions
+from visualdm.factions.schemas import MembershipRead
+from visualdm.quests import service as quests
+from visualdm.quests.schemas import AssignmentRead
 
 router = APIRouter(prefix="/v1/characters", tags=["characters"])
 
@@ -117,3 +122,19 @@ async def set_position(
     return await service.set_position(
         uow, actor=actor, character_id=character_id, x=body.x, y=body.y, at=body.at
     )
+
+
+@router.get("/{character_id}/quests")
+async def list_character_quests(
+    uow: UoW, actor: CurrentActor, character_id: EntityId
+) -> list[AssignmentRead]:
+    """The character's quest assignments (of live quests), oldest first."""
+    return await quests.assignments_of_character(uow, actor=actor, character_id=character_id)
+
+
+@router.get("/{character_id}/factions")
+async def list_character_factions(
+    uow: UoW, actor: CurrentActor, character_id: EntityId
+) -> list[MembershipRead]:
+    """The character's memberships of live factions."""
+    return await factions.memberships_of(uow, actor=actor, character_id=character_id)

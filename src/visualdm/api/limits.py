@@ -1,0 +1,105 @@
+"""Request limits at the edge: a body-size cap (413 problem+json) and the range of path ids."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import Path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from visualdm.ownership import MAX_REQUEST_BODY_BYTES
+
+ID_MAX = 2**63 - 1
+"""The largest id a BIGINT column holds; larger ones cannot name a row (and overflow drivers)."""
+
+EntityId = Annotated[int, Path(ge=1, le=ID_MAX)]
+"""A path segment naming a row by id."""
+
+_PROBLEM = orjson.dumps(
+    {
+        "type": "urn:visualdm:problem:content_too_large",
+        "title": "Content Too Large",
+        "status": 413,
+        "detail": f"the request body exceeds {MAX_REQUEST_BODY_BYTES} bytes",
+        "max_bytes": MAX_REQUEST_BODY_BYTES,
+    }
+)
+
+
+class BodySizeLimit:
+    """Answer 413 when a request body exceeds `max_bytes`, by Content-Length or while streaming.
+
+    The app never receives more than `max_bytes` of body: an oversized declared length is
+    refused before anything is read, and a chunked body is cut off at the chunk that crosses
+    the limit (the app then sees a disconnect, and whatever it answers is dropped).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_REQUEST_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await _too_large(send)
+            return
+        seen = 0
+        started = refused = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    refused = True
+                    if not started:
+                        await _too_large(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 (or the app's own partial answer) already went out
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            # After a refusal the app fails on the body it never got; the 413 is the answer.
+            if not refused:
+                raise
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _too_large(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(_PROBLEM)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _PROBLEM})
