@@ -806,3 +806,20 @@ SPATIAL_WS_QUEUE_MAX = 256
 
 SPATIAL_WS_AUTH_TIMEOUT = timedelta(seconds=5)
 """How long a WebSocket client has to send its token before it is disconnected."""
+
+
+# --- Lifecycle jobs (issue 7): purge, archive, anonymize, the quest assignment queue ---------
+
+# Queued assignment requests are Character-Quest relationships: the Quest System writes them.
+RESOURCE_TABLES[R.QUEST_ASSIGNMENT] = ModuleTables(
+    ("character_quests", "quest_assignment_requests")
+)
+
+LIFECYCLE_BATCH_SIZE = 1_000
+"""Rows a lifecycle job handles per transaction (keyset batches: memory stays flat)."""
+
+MAINTENANCE_INTERVAL = timedelta(hours=1)
+"""How often the in-process scheduler runs the lifecycle jobs (one process at a time)."""
+
+ASSIGNMENT_QUEUE_BATCH = 50
+"""Requests of one quest a queue worker applies per transaction, in arrival order."""

@@ -54,6 +54,14 @@ def grant_statements(prefix: str) -> list[str]:
         statements.append(f'GRANT INSERT ON audit_log TO "{role}"')
         statements.append(f'GRANT SELECT, INSERT, UPDATE ON audit_chain_head TO "{role}"')
         statements.append(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+        if module is Module.AUTHENTICATION:
+            # Anonymization (spec 2.5) erases the personal fields of audit entries about a user.
+            # The chain covers only their digest, so the log stays verifiable; the role may find
+            # the entries by their non-personal key columns and null `personal`, nothing else.
+            statements.append(
+                f"GRANT SELECT (seq, actor_user_id, entity, entity_id, personal), "
+                f'UPDATE (personal) ON audit_log TO "{role}"'
+            )
     return statements
 
 

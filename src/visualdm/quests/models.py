@@ -65,3 +65,31 @@ class CharacterQuest(Base):
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}
+
+
+REQUEST_STATUSES = ("pending", "applied", "rejected")
+
+
+class QuestAssignmentRequest(Base):
+    """A queued request to assign a quest (spec 5.2): applied strictly in id (arrival) order."""
+
+    __tablename__ = "quest_assignment_requests"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'applied', 'rejected')", name="status_known"),
+        Index("ix_quest_assignment_requests_pending", "status", "quest_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    quest_id: Mapped[int] = mapped_column(Id, ForeignKey("quests.id", ondelete="CASCADE"))
+    character_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("characters.id", ondelete="CASCADE"), index=True
+    )
+    actor_user_id: Mapped[int | None] = mapped_column(Id)
+    actor_roles: Mapped[list[str]] = mapped_column(Json, default=list)
+    actor_system: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    outcome: Mapped[str | None] = mapped_column(Text)
+    assignment_id: Mapped[int | None] = mapped_column(Id)
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
