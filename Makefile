@@ -20,8 +20,9 @@ run: $(VENV)/.synced
 	$(VENV)/bin/visualdm db upgrade
 	$(VENV)/bin/visualdm serve --host 127.0.0.1 --port 8000
 
-test: $(VENV)/.synced
-	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+# The whole suite: style and types first (they fail in seconds), then every test on two workers.
+test: lint
+	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff format --check src tests bench
