@@ -7,13 +7,13 @@ no cache failure ever reaches the caller, only bad keys and values do.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from visualdm.cache import keys as k
 from visualdm.cache.backend import CacheBackend, CacheBackendError, Kind, Loaded, Stamp, Stored
+from visualdm.cache.flight import SingleFlight
 from visualdm.cache.health import Health
 from visualdm.cache.invalidation import InvalidationListener
 from visualdm.cache.local import LocalCache
@@ -23,10 +23,6 @@ from visualdm.ownership import NEGATIVE_CACHE_TTL, Domain, cache_ttl
 
 Loader = Callable[[], Awaitable[tuple[Stored, int]]]
 _LIST_VERSION = 0  # lists carry no row version: racing fills are settled by tag counters
-
-
-class _LeaderGone(Exception):
-    """The task loading a key was cancelled; its waiters load again themselves."""
 
 
 class CacheService:
@@ -51,7 +47,7 @@ class CacheService:
         self.local = local
         self.listener = listener
         self.health = Health(backend, clock, self.metrics, forget_local=self._clear_local)
-        self._inflight: dict[str, asyncio.Future[Stored]] = {}
+        self._flight: SingleFlight[Stored] = SingleFlight()
         if listener is not None:
             listener.attach(self._on_notice, self._on_connected, self._on_disconnected)
 
@@ -194,24 +190,7 @@ class CacheService:
             if found is not None:
                 self.metrics.hits.labels(label, "local").inc()
                 return found
-        flight = self._inflight.get(key)
-        if flight is not None:
-            try:
-                return await asyncio.shield(flight)
-            except _LeaderGone:
-                return await self._read(domain, key, tags, loader)
-        flight = asyncio.get_running_loop().create_future()
-        self._inflight[key] = flight
-        try:
-            result = await self._lookup(domain, key, tags, loader)
-        except BaseException as exc:
-            flight.set_exception(exc if isinstance(exc, Exception) else _LeaderGone())
-            flight.exception()  # marks it retrieved when no one else was waiting
-            raise
-        finally:
-            del self._inflight[key]
-        flight.set_result(result)
-        return result
+        return await self._flight.run(key, lambda: self._lookup(domain, key, tags, loader))
 
     async def _lookup(
         self, domain: Domain, key: str, tags: Sequence[str], loader: Loader
