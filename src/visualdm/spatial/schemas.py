@@ -1,0 +1,114 @@
+"""Pydantic views of the spatial world: entity input and output, move outcomes, query results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from visualdm.spatial.index import Placed
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorldEntityCreate(_Strict):
+    """A building, static object or NPC that World Generation places; (x, y) is its centre."""
+
+    kind: str = Field(min_length=1, max_length=32)
+    name: str = Field(default="", max_length=100)
+    x: float
+    y: float
+    width: float
+    height: float
+    is_solid: bool = True
+    at: datetime | None = None
+
+
+class WorldEntityUpdate(_Strict):
+    """A move or change of a world entity, stamped with when it was observed (LWW)."""
+
+    x: float | None = None
+    y: float | None = None
+    width: float | None = None
+    height: float | None = None
+    kind: str | None = Field(default=None, min_length=1, max_length=32)
+    name: str | None = Field(default=None, max_length=100)
+    is_solid: bool | None = None
+    at: datetime | None = None
+
+
+class EntityRead(BaseModel):
+    """An entity as the index holds it: `key` is `entity:<id>` or `character:<id>`."""
+
+    key: str
+    kind: str
+    x: float
+    y: float
+    width: float
+    height: float
+    is_solid: bool
+    updated_at: datetime
+    name: str | None = None
+    distance: float | None = None
+
+    @classmethod
+    def of(
+        cls, placed: Placed, *, name: str | None = None, distance: float | None = None
+    ) -> EntityRead:
+        """The view of an indexed entity."""
+        return cls(
+            key=placed.key,
+            kind=placed.kind,
+            x=placed.x,
+            y=placed.y,
+            width=placed.width,
+            height=placed.height,
+            is_solid=placed.is_solid,
+            updated_at=placed.at,
+            name=name,
+            distance=distance,
+        )
+
+
+class MoveResult(BaseModel):
+    """What a change did: applied or ignored (why), and where a pushed entity ended up."""
+
+    applied: bool
+    reason: str | None = None
+    entity: EntityRead
+    requested: tuple[float, float] | None = None
+    resolved: tuple[float, float] | None = None
+    collided_with: list[str] = Field(default_factory=list)
+
+
+class EntityList(BaseModel):
+    """Entities a query found; `count` is the total, `truncated` says items were cut."""
+
+    items: list[EntityRead]
+    count: int
+    truncated: bool = False
+
+
+class PathHit(BaseModel):
+    """An entity a segment crosses, and where along the segment (0..1) it enters it."""
+
+    t: float
+    entity: EntityRead
+
+
+class PathResult(BaseModel):
+    """The entities a segment crosses, in order; clear when no solid one blocks it."""
+
+    hits: list[PathHit]
+    line_of_sight: bool
+    blocked_by: str | None = None
+
+
+class RebuildReport(BaseModel):
+    """What a rebuild from the database loaded, and what it had to leave out (and why)."""
+
+    entities: int
+    characters: int
+    skipped: dict[str, str] = Field(default_factory=dict)
