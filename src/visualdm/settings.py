@@ -25,6 +25,12 @@ class Settings(BaseSettings):
         default=None, description="HS256 signing secret; required in production mode."
     )
     data_dir: Path = Field(default=Path(), description="Where embedded state files are kept.")
+    archive_url: str | None = Field(
+        default=None, description="fsspec URL of cold storage; unset means data_dir/archive."
+    )
+    scheduler: bool = Field(
+        default=True, description="Run the lifecycle jobs periodically in the API process."
+    )
     db_roles: bool = Field(
         default=True,
         description="On PostgreSQL, run each unit of work under its module's NOLOGIN role.",
