@@ -19,7 +19,7 @@ from visualdm.lifecycle.models import ArchivedRecord
 from visualdm.ownership import YEAR, Domain, policy
 from visualdm.quests import service as quests
 from visualdm.quests.models import CharacterQuest, Quest
-from visualdm.quests.schemas import QuestUpdate
+from visualdm.quests.schemas import QuestCreate, QuestUpdate
 
 SECOND = timedelta(seconds=1)
 
@@ -54,7 +54,7 @@ async def test_a_completed_quest_is_archived_after_90_days_inactive_and_an_open_
 ) -> None:
     async with uow() as u:
         open_one = await quests.create_quest(
-            u, actor=world.gm, data=quests.QuestCreate(title="Open", status="available")
+            u, actor=world.gm, data=QuestCreate(title="Open", status="available")
         )
         await quests.update_quest(
             u, actor=world.gm, quest_id=world.quest, changes=QuestUpdate(status="active")
