@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,6 +48,7 @@ class UnitOfWork:
     pending_audit: list[PendingAudit] = field(default_factory=list)
     _after_commit: list[AfterCommit] = field(default_factory=list)
     _before_commit: list[BeforeCommit] = field(default_factory=list)
+    _has_connection: bool = False
 
     @asynccontextmanager
     async def acting_as(self, module: Module) -> AsyncIterator[UnitOfWork]:
@@ -66,6 +67,12 @@ class UnitOfWork:
         if previous is not module:
             await self._set_role(previous)
 
+    def _connected(self, connection: Any) -> None:
+        """Session hook: the transaction took its connection; give it the current module's role."""
+        self._has_connection = True
+        if self.module is not None and self.db.role_prefix is not None:
+            connection.exec_driver_sql(f'SET LOCAL ROLE "{self.db.role_prefix}{self.module.value}"')
+
     def publish(self, event: DomainEvent) -> None:
         """Queue `event`; it is published after (and only if) the transaction commits."""
         self.events.append(event)
@@ -80,7 +87,9 @@ class UnitOfWork:
 
     async def _set_role(self, module: Module | None) -> None:
         prefix = self.db.role_prefix
-        if prefix is None:
+        # Before the first statement there is no connection to set: _connected() applies the
+        # role when one is taken, so a request served from the cache costs no database trip.
+        if prefix is None or not self._has_connection:
             return
         if module is None:
             await self.session.execute(text("RESET ROLE"))
@@ -118,6 +127,7 @@ async def unit_of_work(
     """Open a transaction; commit when the block succeeds, roll back when it raises."""
     async with db.sessions() as session:
         uow = UnitOfWork(session=session, clock=clock, db=db, bus=bus, cache=cache)
+        event.listen(session.sync_session, "after_begin", lambda _s, _t, c: uow._connected(c))
         async with session.begin():
             yield uow
             # Flush domain changes first so their row locks are taken before the audit chain's.
