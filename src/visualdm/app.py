@@ -17,9 +17,11 @@ from visualdm.factions.api import router as factions_router
 from visualdm.quests.api import router as quests_router
 from visualdm.runtime import Runtime, build_runtime
 from visualdm.settings import Settings
+from visualdm.spatial import sync as spatial_sync
+from visualdm.spatial.api import router as world_router
 from visualdm.users.api import router as users_router
 
-ROUTERS = (characters_router, users_router, factions_router, quests_router)
+ROUTERS = (characters_router, users_router, factions_router, quests_router, world_router)
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -30,10 +32,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or build_runtime(settings)
         await rt.start()
+        await spatial_sync.spatial_of(rt).ensure_started(background=True)
         app.state.runtime = rt
         try:
             yield
         finally:
+            await spatial_sync.stop(rt)
             if runtime is None:
                 await rt.close()
 

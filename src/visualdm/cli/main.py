@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
-from visualdm.cli import archive, db, demo, info, maintain, users
+from visualdm.cli import archive, db, demo, info, maintain, spatial, users
 
 app = typer.Typer(
     help="Visual DM persistence and service layer.", no_args_is_help=True, add_completion=False
@@ -15,6 +15,7 @@ app.add_typer(info.ownership_app, name="ownership")
 app.add_typer(info.audit_app, name="audit")
 app.add_typer(demo.app, name="demo")
 app.add_typer(users.app, name="users")
+app.add_typer(spatial.app, name="spatial")
 app.add_typer(archive.archive_app, name="archive")
 app.command("maintain")(maintain.maintain)
 

@@ -23,7 +23,8 @@ from visualdm.spatial.world import World
 MODULE = Module.SPATIAL_MANAGEMENT
 
 
-def _may_read(actor: Actor) -> None:
+def check_may_read(actor: Actor) -> None:
+    """Raise PermissionDenied unless `actor` may read the spatial index."""
     authorize(actor, MODULE, Resource.SPATIAL_INDEX, Action.READ)
 
 
@@ -60,7 +61,7 @@ def search_window(
     limit: int | None = None,
 ) -> EntityList:
     """Entities whose footprint intersects `box`; RuleViolation for a bad box."""
-    _may_read(actor)
+    check_may_read(actor)
     box = check_box(box)
     key = "window:" + ":".join(repr(v) for v in box)
     found: list[Placed] = world.tiles.get_or_load(key, box, lambda: world.index.window(box))
@@ -78,7 +79,7 @@ def search_radius(
     limit: int | None = None,
 ) -> EntityList:
     """Entities within distance `r` of (x, y), by true distance to their footprint."""
-    _may_read(actor)
+    check_may_read(actor)
     check_finite(x=x, y=y, r=r)
     if r < 0:
         raise RuleViolation("the radius cannot be negative", r=r)
@@ -104,7 +105,7 @@ def nearest(
     max_distance: float | None = None,
 ) -> EntityList:
     """Up to `k` entities nearest to (x, y), nearest first, each with its distance."""
-    _may_read(actor)
+    check_may_read(actor)
     check_finite(x=x, y=y)
     if not 1 <= k <= SPATIAL_NEAREST_MAX_K:
         raise RuleViolation(f"k must be between 1 and {SPATIAL_NEAREST_MAX_K}", k=k)
@@ -126,7 +127,7 @@ def trace_path(
     ignore: list[str] | None = None,
 ) -> PathResult:
     """The entities the segment start-end crosses, in order, and whether a solid one blocks it."""
-    _may_read(actor)
+    check_may_read(actor)
     check_finite(x0=start[0], y0=start[1], x1=end[0], y1=end[1])
     skip = set(ignore or ())
     hits = [

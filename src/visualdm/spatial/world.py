@@ -60,7 +60,7 @@ def _intersects(a: Box, b: Box) -> bool:
 class Subscription:
     """A live client's area of interest and its bounded outbox."""
 
-    area: Box
+    area: Box | None
     queue: asyncio.Queue[dict[str, Any]] = field(
         default_factory=lambda: asyncio.Queue(SPATIAL_WS_QUEUE_MAX)
     )
@@ -117,6 +117,8 @@ class World:
         self.changes += 1
         self.tiles.invalidate(change_tiles(before, after))
         for sub in self.subscriptions:
+            if sub.area is None:
+                continue
             message = live_message(sub.area, before, after)
             if message is not None:
                 sub.offer(message)
@@ -127,8 +129,8 @@ class World:
         """Call `hook(before, after)` after every change this world applies."""
         self._on_applied.append(hook)
 
-    def subscribe(self, area: Box) -> Subscription:
-        """Start a live subscription to changes inside `area`."""
+    def subscribe(self, area: Box | None = None) -> Subscription:
+        """Start a live subscription to changes inside `area` (none until it is set)."""
         sub = Subscription(area)
         self.subscriptions.add(sub)
         return sub
