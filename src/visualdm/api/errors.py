@@ -88,6 +88,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _overflow(request: Request, exc: Exception) -> JSONResponse:
+    # A client-given number too large for the database (an id past BIGINT): bad input, not a 500.
+    return problem(422, "out_of_range", "Unprocessable Content", "a number is out of range")
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     response = problem(exc.status_code, f"http_{exc.status_code}", str(exc.detail), str(exc.detail))
@@ -149,6 +154,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OverflowError, _overflow)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

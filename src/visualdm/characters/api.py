@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from visualdm.api.deps import CurrentActor, UoW
 from visualdm.api.etag import expected_version, not_modified, set_etag
-from visualdm.api.limits import EntityId
+from visualdm.api.limits import ID_MAX, EntityId
 from visualdm.characters import service
 from visualdm.characters.schemas import (
     CharacterCreate,
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/v1/characters", tags=["characters"])
 async def list_characters(
     uow: UoW,
     actor: CurrentActor,
-    owner_id: Annotated[int | None, Query(ge=1)] = None,
+    owner_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
     race: Annotated[str | None, Query(max_length=50)] = None,
     name_contains: Annotated[str | None, Query(max_length=100)] = None,
     min_level: Annotated[int | None, Query(ge=1, le=30)] = None,
@@ -63,9 +63,13 @@ async def create_character(
     return made
 
 
-@router.get("/{character_id}", responses={304: {"description": "Not modified"}})
+@router.get(
+    "/{character_id}",
+    response_model=CharacterRead,
+    responses={304: {"description": "Not modified"}},
+)
 async def get_character(
-    uow: UoW, actor: CurrentActor, character_id: int, request: Request, response: Response
+    uow: UoW, actor: CurrentActor, character_id: EntityId, request: Request, response: Response
 ) -> Any:
     """Read one character; honours If-None-Match."""
     got = await service.get_character(uow, actor=actor, character_id=character_id)
@@ -81,7 +85,7 @@ async def get_character(
 async def update_character(
     uow: UoW,
     actor: CurrentActor,
-    character_id: int,
+    character_id: EntityId,
     body: CharacterUpdate,
     request: Request,
     response: Response,
@@ -99,14 +103,14 @@ async def update_character(
 
 
 @router.delete("/{character_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_character(uow: UoW, actor: CurrentActor, character_id: int) -> None:
+async def delete_character(uow: UoW, actor: CurrentActor, character_id: EntityId) -> None:
     """Soft-delete a character (restorable until purged)."""
     await service.delete_character(uow, actor=actor, character_id=character_id)
 
 
 @router.post("/{character_id}/restore")
 async def restore_character(
-    uow: UoW, actor: CurrentActor, character_id: int, response: Response
+    uow: UoW, actor: CurrentActor, character_id: EntityId, response: Response
 ) -> CharacterRead:
     """Bring back a soft-deleted character."""
     got = await service.restore_character(uow, actor=actor, character_id=character_id)
@@ -116,7 +120,7 @@ async def restore_character(
 
 @router.put("/{character_id}/position")
 async def set_position(
-    uow: UoW, actor: CurrentActor, character_id: int, body: PositionUpdate
+    uow: UoW, actor: CurrentActor, character_id: EntityId, body: PositionUpdate
 ) -> PositionResult:
     """Move a character; an update older than the stored one is ignored and reported."""
     return await service.set_position(

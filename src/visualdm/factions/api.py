@@ -26,6 +26,7 @@ from visualdm.factions.schemas import (
     RelationRead,
     Stance,
 )
+from visualdm.ownership import PAGE_SIZE_MAX
 
 router = APIRouter(prefix="/v1/factions", tags=["factions"], responses=problems(401, 403, 429))
 
@@ -55,7 +56,7 @@ async def list_factions(
     parent_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
     name_contains: Annotated[str | None, Query(max_length=100)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)] = None,
 ) -> FactionPage:
     """List live factions, filtered, one page at a time."""
     filters = FactionFilter(parent_id=parent_id, name_contains=name_contains)
@@ -138,7 +139,7 @@ async def list_members(
     actor: CurrentActor,
     faction_id: EntityId,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)] = None,
 ) -> MembershipPage:
     """List a faction's members of live characters, by join order, one page at a time."""
     return await service.list_members(

@@ -11,6 +11,7 @@ from visualdm.api.deps import CurrentActor, UoW
 from visualdm.api.errors import problems
 from visualdm.api.etag import etag, expected_version, not_modified, set_etag
 from visualdm.api.limits import ID_MAX, EntityId
+from visualdm.ownership import PAGE_SIZE_MAX
 from visualdm.quests import service
 from visualdm.quests.schemas import (
     AssignmentRead,
@@ -62,7 +63,7 @@ async def list_quests(
     quest_status: Annotated[QuestStatus | None, Query(alias="status")] = None,
     title_contains: Annotated[str | None, Query(max_length=200)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)] = None,
 ) -> QuestPage:
     """List live quests (drafts only for those who may edit them), one page at a time."""
     filters = QuestFilter(status=quest_status, title_contains=title_contains)
