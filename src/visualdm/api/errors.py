@@ -42,9 +42,15 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+_MEMBERS = frozenset({"type", "title", "status", "detail"})
+
+
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    # A detail named like a problem member (a quest's `status`) is kept as `entity_<name>`.
     return {
-        k: (v if isinstance(v, str | int | float | bool | None) else str(v))
+        (f"entity_{k}" if k in _MEMBERS else k): (
+            v if isinstance(v, str | int | float | bool | None) else str(v)
+        )
         for k, v in details.items()
     }
 
