@@ -772,7 +772,7 @@ SPATIAL_COLLISION_ITERATIONS = 4
 """Push-outs tried for one move before it is refused as blocked (spec 5.2)."""
 
 SPATIAL_TILE_SIZE = 256.0
-"""Side of the square tiles that key cached spatial queries; an update drops the tiles it touches."""
+"""Side of the square tiles that key cached spatial queries; an update drops the tiles it hits."""
 
 SPATIAL_QUERY_CACHE_MAX_TILES = 16
 """Queries touching more tiles than this are answered from the index and never cached."""
@@ -823,3 +823,13 @@ MAINTENANCE_INTERVAL = timedelta(hours=1)
 
 ASSIGNMENT_QUEUE_BATCH = 50
 """Requests of one quest a queue worker applies per transaction, in arrival order."""
+
+
+# --- Authentication on Redis ----------------------------------------------------------------
+
+AUTH_REDIS_TIMEOUT = timedelta(seconds=2)
+"""How long a token check or rate-limit count waits for Redis before the request gets a 503.
+
+Longer than the cache's: the cache can fall back to the database, authentication cannot (a
+revoked token must never pass because Redis was slow), so it waits a little, then refuses.
+"""

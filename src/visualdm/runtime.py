@@ -22,6 +22,7 @@ from visualdm.clock import Clock, SystemClock
 from visualdm.db.engine import Database, create_database
 from visualdm.db.unit_of_work import UnitOfWork, unit_of_work
 from visualdm.events.bus import EventBus, InProcessBus
+from visualdm.ownership import AUTH_REDIS_TIMEOUT
 from visualdm.settings import Settings
 
 
@@ -78,7 +79,15 @@ def build_runtime(
     """Build the runtime for `settings`: embedded (SQLite, in-process) or production (Redis)."""
     clock = clock or SystemClock()
     metrics = CollectorRegistry()
-    redis = connect(settings.redis_url) if settings.redis_url else None
+    redis = (
+        connect(
+            settings.redis_url,
+            max_connections=settings.redis_pool_size,
+            timeout_s=AUTH_REDIS_TIMEOUT.total_seconds(),
+        )
+        if settings.redis_url
+        else None
+    )
     return Runtime(
         settings=settings,
         db=db or create_database(settings),

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     )
     db_role_prefix: str = Field(default="vdm_", description="Prefix of the per-module roles.")
     db_pool_size: int = Field(default=10, ge=1)
+    redis_pool_size: int = Field(
+        default=256, ge=1, description="Redis connections per process for auth and limits."
+    )
     world_min_x: float = -1_000_000.0
     world_min_y: float = -1_000_000.0
     world_max_x: float = 1_000_000.0

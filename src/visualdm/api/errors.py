@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visualdm.errors import (
@@ -20,6 +23,8 @@ from visualdm.errors import (
     Unavailable,
     VersionConflict,
 )
+
+log = structlog.get_logger(__name__)
 
 PROBLEM = "application/problem+json"
 TYPE_BASE = "urn:visualdm:problem:"
@@ -155,12 +160,26 @@ def _document_problems(schema: dict[str, Any]) -> None:
         schema["components"]["schemas"].pop(unused, None)
 
 
+async def _backend_down(request: Request, exc: Exception) -> JSONResponse:
+    # Redis or the database could not answer in time: the request may be retried, nothing of it
+    # was committed (the unit of work rolled back), and the client must not see a 500.
+    log.warning("backing service unavailable", error=type(exc).__name__, path=request.url.path)
+    response = problem(
+        503, Unavailable.code, "Service Unavailable", "a backing service did not answer in time"
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on `app`, and document their problem+json answers in its OpenAPI."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OverflowError, _overflow)
+    app.add_exception_handler(RedisError, _backend_down)
+    app.add_exception_handler(OperationalError, _backend_down)
+    app.add_exception_handler(TimeoutError, _backend_down)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

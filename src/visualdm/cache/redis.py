@@ -32,9 +32,11 @@ _GENERATION_TTL_MS = int(
 _PURGE_BATCH = 500  # keys per SCAN step and per UNLINK, so a purge never blocks Redis for long
 
 
-def connect(url: str, *, max_connections: int = 32) -> aioredis.Redis:
-    """Return a pooled client with short timeouts and no automatic retries."""
-    timeout = CACHE_REDIS_TIMEOUT.total_seconds()
+def connect(
+    url: str, *, max_connections: int = 32, timeout_s: float | None = None
+) -> aioredis.Redis:
+    """Return a pooled client with short timeouts (the cache's unless given) and no retries."""
+    timeout = CACHE_REDIS_TIMEOUT.total_seconds() if timeout_s is None else timeout_s
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -67,10 +69,11 @@ class RedisBackend:
 
     async def get(self, key: str) -> Stored | None:
         """Return the live entry at `key`, or None."""
-        kind, payload = await self._call(self.client.hmget(key, ["k", "d"]))
-        if kind is None:
+        raw = await self._call(self.client.get(key))
+        if raw is None:
             return None
-        return Stored(Kind(_text(kind)), _bytes(payload))
+        kind, _version, _ms, payload = _bytes(raw).split(b"|", 3)
+        return Stored(Kind(kind.decode()), payload)
 
     async def generations(self, tags: Sequence[str]) -> tuple[int, ...]:
         """Return each tag's invalidation counter."""
@@ -157,10 +160,6 @@ class RedisBackend:
             return await pending
         except (TimeoutError, RedisError, OSError) as exc:
             raise CacheBackendError(f"redis: {type(exc).__name__}: {exc}") from exc
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def _bytes(raw: bytes | str | None) -> bytes:
