@@ -29,6 +29,7 @@ Arg = bytes | str | int
 _GENERATION_TTL_MS = int(
     max(p.cache_ttl for p in DOMAINS.values() if p.cache_ttl is not None).total_seconds() * 1000
 )
+_KINDS = {k.value.encode(): k for k in Kind}
 _PURGE_BATCH = 500  # keys per SCAN step and per UNLINK, so a purge never blocks Redis for long
 
 
@@ -72,8 +73,10 @@ class RedisBackend:
         raw = await self._call(self.client.get(key))
         if raw is None:
             return None
-        kind, _version, _ms, payload = _bytes(raw).split(b"|", 3)
-        return Stored(Kind(kind.decode()), payload)
+        parts = _bytes(raw).split(b"|", 3)
+        if len(parts) != 4 or parts[0] not in _KINDS:
+            return None  # not an entry of ours (written by something else): a miss
+        return Stored(_KINDS[parts[0]], parts[3])
 
     async def generations(self, tags: Sequence[str]) -> tuple[int, ...]:
         """Return each tag's invalidation counter."""

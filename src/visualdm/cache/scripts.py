@@ -30,7 +30,8 @@ end
 local function newer(v, t)
   local cur = redis.call('GET', KEYS[1])
   if not cur then return true, false end
-  local kind, cv, ct = string.match(cur, '^(%a)|(%-?%d+)|(%d+)|')
+  local kind, cv, ct = string.match(cur, '^([vnx])|(%-?%d+)|(%d+)|')
+  if not kind then return true, false end  -- not an entry of ours: overwrite it
   cv, ct = tonumber(cv), tonumber(ct)
   local wins = v > cv or (v == cv and t > ct)
   -- a tombstone that knows the deleted version yields only to a newer version (a restore);

@@ -128,3 +128,15 @@ async def test_a_stale_fill_racing_a_write_on_another_client_loses(clock: Frozen
         await reader.close()
         await writer.close()
         await delete_prefix(REDIS_URL, prefix)
+
+
+async def test_a_foreign_value_under_a_cache_key_reads_as_a_miss_and_is_replaced(
+    cache: CacheService, client: aioredis.Redis
+) -> None:
+    key = cache.keys.entity(Domain.CHARACTER, 8)
+    await client.set(key, b"not a cache entry", px=60_000)
+    load = CountingLoader({"version": 1})
+    assert await cache.read_through(Domain.CHARACTER, 8, load) == {"version": 1}
+    await cache.write_through(Domain.CHARACTER, 8, {"version": 2}, version=2)
+    assert await cache.read_through(Domain.CHARACTER, 8, load) == {"version": 2}
+    assert cache.metrics.value("errors", domain="character", operation="write") == 0
