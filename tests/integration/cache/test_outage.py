@@ -21,7 +21,7 @@ from visualdm.cache.service import CacheService
 from visualdm.clock import FrozenClock
 from visualdm.ownership import CACHE_RETRY_AFTER, Domain
 
-pytestmark = [pytest.mark.redis, pytest.mark.slow]
+pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
