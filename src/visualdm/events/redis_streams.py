@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,8 @@ import structlog
 from redis.asyncio import Redis
 
 from visualdm.events.bus import DomainEvent, Handler
+
+BatchHandler = Callable[[list[DomainEvent]], Awaitable[None]]
 
 log = structlog.get_logger(__name__)
 
@@ -74,13 +76,19 @@ class RedisStreamBus:
         self.batch = batch
         self.origin = origin or uuid.uuid4().hex
         self.last_id = START
-        self.lag_seconds: list[float] = []  # send-to-apply lag of recent remote events
+        self.lag_seconds: list[float] = []  # send-to-handled lag of recent remote events
         self._handlers: list[tuple[str, Handler]] = []
+        self._batch_handlers: list[tuple[tuple[str, ...], BatchHandler]] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def subscribe(self, prefix: str, handler: Handler) -> None:
         """Call `handler` for every other process's event whose name starts with `prefix`."""
         self._handlers.append((prefix, handler))
+
+    def subscribe_batch(self, prefixes: tuple[str, ...], handler: BatchHandler) -> None:
+        """Call `handler` once per read with every matching event of that read, in order."""
+        self._batch_handlers.append((prefixes, handler))
 
     async def publish(self, events: Sequence[DomainEvent]) -> None:
         """Append `events` to the stream in one round trip, trimming it to about `maxlen`."""
@@ -124,57 +132,77 @@ class RedisStreamBus:
         if from_id is not None:
             self.last_id = from_id
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name=f"xread:{self.stream}")
 
     async def stop(self) -> None:
         """Stop consuming."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None:
+            return
+        # redis-py may turn a cancellation inside a blocking read into a connection error,
+        # which the loop would retry: the flag ends the loop whatever the read raised.
+        self._stopping = True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def read_once(self, block_ms: int | None = None) -> int:
         """Read and dispatch one batch after `last_id`; returns how many entries were read."""
         found: Any = await self.redis.xread(
             {self.stream: self.last_id}, count=self.batch, block=block_ms or self.block_ms
         )
-        count = 0
+        events: list[DomainEvent] = []
+        sent: list[float] = []
         for _stream, entries in found or ():
             for entry_id, fields in entries:
-                await self._dispatch(fields)
+                decoded = self._decode(fields)
+                if decoded is not None:
+                    events.append(decoded[0])
+                    sent.append(decoded[1])
                 self.last_id = _as_str(entry_id)
-                count += 1
-        return count
+        for event in events:
+            for prefix, handler in self._handlers:
+                if event.name.startswith(prefix):
+                    try:
+                        await handler(event)
+                    except Exception:
+                        log.exception("stream event handler failed", event=event.name)
+        for prefixes, batch_handler in self._batch_handlers:
+            chosen = [e for e in events if e.name.startswith(prefixes)]
+            if chosen:
+                try:
+                    await batch_handler(chosen)
+                except Exception:
+                    log.exception("stream batch handler failed", count=len(chosen))
+        applied = time.time()
+        self.lag_seconds.extend(applied - t for t in sent)
+        if len(self.lag_seconds) > 100_000:
+            del self.lag_seconds[:50_000]
+        return sum(len(entries) for _stream, entries in found or ())
 
-    async def _dispatch(self, fields: dict[Any, Any]) -> None:
+    def _decode(self, fields: dict[Any, Any]) -> tuple[DomainEvent, float] | None:
         raw = fields.get(b"ev", fields.get("ev"))
         if raw is None:
-            return
+            return None
         try:
             event, origin, sent = decode(raw if isinstance(raw, bytes) else raw.encode())
         except (ValueError, KeyError, TypeError):
             log.warning("undecodable stream entry skipped", stream=self.stream)
-            return
+            return None
         if origin == self.origin:
-            return
-        for prefix, handler in self._handlers:
-            if event.name.startswith(prefix):
-                try:
-                    await handler(event)
-                except Exception:
-                    log.exception("stream event handler failed", event=event.name)
-        self.lag_seconds.append(time.time() - sent)
-        if len(self.lag_seconds) > 100_000:
-            del self.lag_seconds[:50_000]
+            return None
+        return event, sent
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.read_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping:
+                    return
                 log.exception("stream read failed; retrying", stream=self.stream)
                 await asyncio.sleep(self.block_ms / 1000)
 

@@ -57,8 +57,7 @@ class SpatialSync:
                 block_ms=int(SPATIAL_STREAM_BLOCK.total_seconds() * 1000),
                 batch=SPATIAL_STREAM_BATCH,
             )
-            for prefix in PREFIXES:
-                self.stream.subscribe(prefix, self._remote)
+            self.stream.subscribe_batch(PREFIXES, self._remote)
         self.snapshot_path = Path(runtime.settings.data_dir) / snapshot.FILE_NAME
         self._started = False
         self._lock = asyncio.Lock()
@@ -123,8 +122,8 @@ class SpatialSync:
         if self.stream is not None:
             await self.stream.publish([event])
 
-    async def _remote(self, event: DomainEvent) -> None:
-        self.world.apply_quietly(event)
+    async def _remote(self, events: list[DomainEvent]) -> None:
+        self.world.apply_many(events)
 
     async def _snapshot_loop(self) -> None:
         written = -1

@@ -52,6 +52,30 @@ def character_placed(character_id: int, x: float, y: float, at: datetime) -> Pla
     return Placed(character_key(character_id), "character", x, y, size, size, False, at)
 
 
+def _position_key(event: DomainEvent) -> str | None:
+    """The index key a position change (or removal) is about; None for other events."""
+    if event.name in (PLACED, MOVED):
+        return str(event.payload["entity"]["key"])
+    if event.name == REMOVED:
+        return str(event.payload["key"])
+    if event.name in (CHARACTER_MOVED, CHARACTER_DELETED):
+        return character_key(int(event.entity_id))
+    return None
+
+
+def _stamp(event: DomainEvent) -> tuple[datetime, int, tuple[float, ...]]:
+    """When a change was observed; a removal wins a tie, then the index's own tie-break."""
+    p = event.payload
+    if event.name in (PLACED, MOVED):
+        e = p["entity"]
+        return (datetime.fromisoformat(e["at"]), 0, (e["x"], e["y"], e["width"], e["height"]))
+    if event.name == CHARACTER_MOVED:
+        return (datetime.fromisoformat(p["at"]), 0, (float(p["x"]), float(p["y"])))
+    if event.name == REMOVED:
+        return (datetime.fromisoformat(p["at"]), 1, ())
+    return (event.occurred_at, 1, ())
+
+
 def _intersects(a: Box, b: Box) -> bool:
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
@@ -161,6 +185,26 @@ class World:
         if event.name == CHARACTER_RESTORED:
             self.index.forget_removal(character_key(int(event.entity_id)))
         return None
+
+    def apply_many(self, events: list[DomainEvent]) -> int:
+        """Apply a batch, touching the index once per entity: only its newest change matters.
+
+        Last-writer-wins makes this equal to applying every event in turn. Returns how many
+        events were offered to the index.
+        """
+        newest: dict[str, DomainEvent] = {}
+        rest: list[DomainEvent] = []
+        for event in events:
+            key = _position_key(event)
+            if key is None:
+                rest.append(event)
+                continue
+            held = newest.get(key)
+            if held is None or _stamp(event) >= _stamp(held):
+                newest[key] = event
+        for event in [*newest.values(), *rest]:
+            self.apply_quietly(event)
+        return len(newest) + len(rest)
 
     def apply_quietly(self, event: DomainEvent) -> Outcome | None:
         """`apply`, logging (not raising) an event whose position is invalid here."""

@@ -10,6 +10,7 @@ import pytest
 
 from visualdm.access.principals import SystemActor
 from visualdm.errors import RuleViolation
+from visualdm.events.bus import DomainEvent
 from visualdm.spatial import queries
 from visualdm.spatial.index import (
     Bounds,
@@ -20,7 +21,7 @@ from visualdm.spatial.index import (
     segment_entry,
 )
 from visualdm.spatial.rtree import Item, RTree
-from visualdm.spatial.world import World
+from visualdm.spatial.world import MOVED, REMOVED, World
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BOUNDS = Bounds(-1000.0, -1000.0, 1000.0, 1000.0)
@@ -254,3 +255,21 @@ def test_segment_entry_handles_axis_parallel_and_missing_segments() -> None:
 def test_bad_query_parameters_are_rule_violations(call: object) -> None:
     with pytest.raises(RuleViolation):
         call(World(BOUNDS))  # type: ignore[operator]
+
+
+def test_a_coalesced_batch_ends_where_applying_each_event_does() -> None:
+    rng = random.Random(9)
+    events = []
+    for _ in range(300):
+        key = f"entity:{rng.randint(1, 8)}"
+        at = T0 + timedelta(seconds=rng.randint(0, 40))
+        if rng.random() < 0.1:
+            events.append(DomainEvent(REMOVED, "e", key, T0, {"key": key, "at": at.isoformat()}))
+        else:
+            e = Placed(key, "npc", rng.uniform(-50, 50), 0.0, 1.0, 1.0, False, at)
+            events.append(DomainEvent(MOVED, "e", key, T0, {"entity": e.to_json()}))
+    one, many = World(BOUNDS), World(BOUNDS)
+    for ev in events:
+        one.apply(ev)
+    many.apply_many(events)
+    assert many.index.snapshot() == one.index.snapshot()
