@@ -106,15 +106,9 @@ TARGETS: tuple[Target, ...] = (
     ),
 )
 
-# Who may read each dependant table (spec 6.1): the owner, or the domain that owns that table.
-_READER = {
-    "character_factions": Module.FACTION_MANAGEMENT,
-    "faction_relations": Module.FACTION_MANAGEMENT,
-    "factions": Module.FACTION_MANAGEMENT,
-    "character_quests": Module.QUEST_MANAGEMENT,
-    "quest_assignment_requests": Module.QUEST_MANAGEMENT,
-    "characters": Module.CHARACTER_MANAGEMENT,
-}
+# Owners read their dependants themselves (spec 6.1 lets them); the Authentication System may
+# not read characters, so the Character System reads which ones a purged user owned.
+_READER = {"characters": Module.CHARACTER_MANAGEMENT}
 
 
 def cutoff(target: Target, now: datetime) -> datetime:
@@ -139,6 +133,13 @@ async def count_expired(open_uow: OpenUow, target: Target, now: datetime) -> int
 
 async def _purge_batch(u: UnitOfWork, target: Target, before: datetime, after: int) -> list[int]:
     """Delete the next batch of expired rows with id > `after`; returns their ids."""
+    async with u.acting_as(target.module):
+        return await _purge_batch_as_owner(u, target, before, after)
+
+
+async def _purge_batch_as_owner(
+    u: UnitOfWork, target: Target, before: datetime, after: int
+) -> list[int]:
     table = target.table
     async with u.acting_as(target.module):
         ids = list(
@@ -155,12 +156,12 @@ async def _purge_batch(u: UnitOfWork, target: Target, before: datetime, after: i
     if not ids:
         return ids
     affected: dict[str, Any] = {}
-    for name, dep, key, where in target.dependants:
-        columns = [dep.c[k] for k in ((key,) if isinstance(key, str) else key)]
-        async with u.acting_as(_READER[dep.name]):
-            rows = (await u.session.execute(select(*columns).where(where(ids)))).all()
-        affected[name] = sorted(r[0] if len(r) == 1 else list(r) for r in rows)
     async with u.acting_as(target.module):
+        for name, dep, key, where in target.dependants:
+            columns = [dep.c[k] for k in ((key,) if isinstance(key, str) else key)]
+            async with u.acting_as(_READER.get(dep.name, target.module)):
+                rows = (await u.session.execute(select(*columns).where(where(ids)))).all()
+            affected[name] = sorted(r[0] if len(r) == 1 else list(r) for r in rows)
         await u.session.execute(delete(table).where(table.c.id.in_(ids)))
         erased = 0
         if target.domain is Domain.AUTHENTICATION:
