@@ -14,6 +14,8 @@ from visualdm.api import errors
 from visualdm.api.limits import BodySizeLimit
 from visualdm.characters.api import router as characters_router
 from visualdm.factions.api import router as factions_router
+from visualdm.lifecycle.api import router as queue_router
+from visualdm.lifecycle.runner import start_scheduler
 from visualdm.quests.api import router as quests_router
 from visualdm.runtime import Runtime, build_runtime
 from visualdm.settings import Settings
@@ -21,7 +23,14 @@ from visualdm.spatial import sync as spatial_sync
 from visualdm.spatial.api import router as world_router
 from visualdm.users.api import router as users_router
 
-ROUTERS = (characters_router, users_router, factions_router, quests_router, world_router)
+ROUTERS = (
+    characters_router,
+    users_router,
+    factions_router,
+    quests_router,
+    queue_router,
+    world_router,
+)
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -33,10 +42,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rt = runtime or build_runtime(settings)
         await rt.start()
         await spatial_sync.spatial_of(rt).ensure_started(background=True)
+        # Lifecycle jobs: every process may run the scheduler; the maintenance lock lets only
+        # one of them work at a time.
+        scheduler = start_scheduler(rt) if rt.settings.scheduler else None
         app.state.runtime = rt
         try:
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
             await spatial_sync.stop(rt)
             if runtime is None:
                 await rt.close()
