@@ -23,6 +23,7 @@ log = structlog.get_logger(__name__)
 OnNotice = Callable[[dict[str, Any]], None]
 OnEdge = Callable[[], Awaitable[None]]
 _POLL_SECONDS = 1.0  # how long one get_message waits; only bounds how fast stop() is noticed
+_STOP_SECONDS = 2.0  # how long stop() waits for the listener (and its connection) to close
 
 
 async def _nothing() -> None:
@@ -64,8 +65,12 @@ class InvalidationListener:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Shutdown must not hang on a wedged connection: give up waiting after a bound.
+            done, _ = await asyncio.wait({task}, timeout=_STOP_SECONDS)
+            if not done:
+                log.warning("cache invalidation listener did not stop in time")
+            elif not task.cancelled() and task.exception() is not None:
+                log.warning("cache invalidation listener failed", error=repr(task.exception()))
 
     async def _run(self) -> None:
         while True:
@@ -99,7 +104,8 @@ class InvalidationListener:
                 self.subscribed.clear()
                 await self._on_disconnected()
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                async with asyncio.timeout(_STOP_SECONDS):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
 
     def _dispatch(self, data: bytes) -> None:
         try:

@@ -7,6 +7,7 @@ worse than none.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ Arg = bytes | str | int
 _GENERATION_TTL_MS = int(
     max(p.cache_ttl for p in DOMAINS.values() if p.cache_ttl is not None).total_seconds() * 1000
 )
+_CALL_TIMEOUT = 2 * CACHE_REDIS_TIMEOUT.total_seconds()  # one connect plus one command
 _KINDS = {k.value.encode(): k for k in Kind}
 _PURGE_BATCH = 500  # keys per SCAN step and per UNLINK, so a purge never blocks Redis for long
 
@@ -160,7 +162,10 @@ class RedisBackend:
 
     async def _call(self, pending: Awaitable[T]) -> T:
         try:
-            return await pending
+            # redis-py bounds connect and reply separately; this bounds their sum, so a request
+            # can never hang on the cache even if a lower layer loses its own timeout.
+            async with asyncio.timeout(_CALL_TIMEOUT):
+                return await pending
         except (TimeoutError, RedisError, OSError) as exc:
             raise CacheBackendError(f"redis: {type(exc).__name__}: {exc}") from exc
 
