@@ -70,6 +70,20 @@ def record(
     )
 
 
+def record_created(
+    uow: UnitOfWork, *, actor: Actor, entity: str, entity_id: object, values: Mapping[str, Any]
+) -> None:
+    """Record a creation: every field goes from nothing to its first value."""
+    record(
+        uow,
+        actor=actor,
+        action="create",
+        entity=entity,
+        entity_id=entity_id,
+        changes={k: {"old": None, "new": v} for k, v in values.items()},
+    )
+
+
 async def _lock_head(session: AsyncSession) -> AuditChainHead:
     head = await session.scalar(
         select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()

@@ -27,7 +27,7 @@ from visualdm.characters.schemas import (
     Position,
     PositionResult,
 )
-from visualdm.db.pagination import decode_cursor, encode_cursor, page_size
+from visualdm.db.pagination import decode_cursor, next_cursor, page_size
 from visualdm.db.retry import flush_versioned, retry_on_conflict
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import NotFound, RuleViolation, VersionConflict
@@ -101,14 +101,7 @@ async def create_character(
                 f"owner {owner_id} is not an existing user", owner_id=owner_id
             ) from exc
         snapshot = _snapshot(row)
-        audit.record(
-            uow,
-            actor=actor,
-            action="create",
-            entity=ENTITY,
-            entity_id=row.id,
-            changes={k: {"old": None, "new": v} for k, v in snapshot.items()},
-        )
+        audit.record_created(uow, actor=actor, entity=ENTITY, entity_id=row.id, values=snapshot)
         _after_write(uow, row, "character.created", snapshot)
         return to_read(row)
 
@@ -147,7 +140,7 @@ async def list_characters(
         )
         return CharacterPage(
             items=[to_read(r) for r in rows],
-            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+            next_cursor=next_cursor([r.id for r in rows], more),
         )
 
 

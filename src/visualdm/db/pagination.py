@@ -49,3 +49,8 @@ class Page(Generic[T]):
 
     items: list[T]
     next_cursor: str | None
+
+
+def next_cursor(ids: list[int], more: bool) -> str | None:
+    """The cursor after the last of `ids` when more rows follow, else None."""
+    return encode_cursor(ids[-1]) if more and ids else None

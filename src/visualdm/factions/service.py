@@ -18,7 +18,7 @@ from visualdm.access.principals import Actor
 from visualdm.audit import service as audit
 from visualdm.cache import hooks as cache
 from visualdm.characters import service as characters
-from visualdm.db.pagination import decode_cursor, encode_cursor, page_size
+from visualdm.db.pagination import decode_cursor, next_cursor, page_size
 from visualdm.db.retry import flush_versioned
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import Conflict, NotFound, RuleViolation, VersionConflict
@@ -106,14 +106,7 @@ async def create_faction(uow: UnitOfWork, *, actor: Actor, data: FactionCreate) 
         uow.session.add(row)
         await uow.session.flush()
         snapshot = _snapshot(row)
-        audit.record(
-            uow,
-            actor=actor,
-            action="create",
-            entity=ENTITY,
-            entity_id=row.id,
-            changes={k: {"old": None, "new": v} for k, v in snapshot.items()},
-        )
+        audit.record_created(uow, actor=actor, entity=ENTITY, entity_id=row.id, values=snapshot)
         _after_write(uow, row, "faction.created", snapshot)
         return to_read(row)
 
@@ -152,7 +145,7 @@ async def list_factions(
         )
         return FactionPage(
             items=[to_read(r) for r in rows],
-            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+            next_cursor=next_cursor([r.id for r in rows], more),
         )
 
 
@@ -574,7 +567,7 @@ async def list_members(
         more = len(fetched) > size
         return MembershipPage(
             items=[MembershipRead.model_validate(item) for item in shown],
-            next_cursor=encode_cursor(page[-1]["row_id"]) if more else None,
+            next_cursor=next_cursor([m["row_id"] for m in page], more),
         )
 
 

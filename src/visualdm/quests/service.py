@@ -16,7 +16,7 @@ from visualdm.access.principals import Actor, SystemActor, UserActor
 from visualdm.audit import service as audit
 from visualdm.cache import hooks as cache
 from visualdm.characters import service as characters
-from visualdm.db.pagination import decode_cursor, encode_cursor, page_size
+from visualdm.db.pagination import decode_cursor, next_cursor, page_size
 from visualdm.db.retry import flush_versioned
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import Conflict, NotFound, RuleViolation, VersionConflict
@@ -138,14 +138,7 @@ async def create_quest(uow: UnitOfWork, *, actor: Actor, data: QuestCreate) -> Q
         uow.session.add(row)
         await uow.session.flush()
         snapshot = _snapshot(row)
-        audit.record(
-            uow,
-            actor=actor,
-            action="create",
-            entity=ENTITY,
-            entity_id=row.id,
-            changes={k: {"old": None, "new": v} for k, v in snapshot.items()},
-        )
+        audit.record_created(uow, actor=actor, entity=ENTITY, entity_id=row.id, values=snapshot)
         _after_write(uow, row, "quest.created", snapshot)
         return to_read(row)
 
@@ -186,7 +179,7 @@ async def list_quests(
         )
         return QuestPage(
             items=[to_read(r) for r in rows],
-            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+            next_cursor=next_cursor([r.id for r in rows], more),
         )
 
 
@@ -387,14 +380,7 @@ async def assign_quest(
         )
         await repo.add_assignment(uow.session, row)
         snapshot = _assignment_snapshot(row)
-        audit.record(
-            uow,
-            actor=actor,
-            action="create",
-            entity=ASSIGNMENT,
-            entity_id=row.id,
-            changes={k: {"old": None, "new": v} for k, v in snapshot.items()},
-        )
+        audit.record_created(uow, actor=actor, entity=ASSIGNMENT, entity_id=row.id, values=snapshot)
         _after_assignment_write(uow, row, "quest.assigned", snapshot)
         return assignment_read(row)
 

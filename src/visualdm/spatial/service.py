@@ -91,13 +91,8 @@ async def create_entity(
         uow.session.add(row)
         await uow.session.flush()
         placed = placed_of(row)
-        audit.record(
-            uow,
-            actor=actor,
-            action="create",
-            entity=ENTITY,
-            entity_id=row.id,
-            changes={k: {"old": None, "new": v} for k, v in data.model_dump(mode="json").items()},
+        audit.record_created(
+            uow, actor=actor, entity=ENTITY, entity_id=row.id, values=data.model_dump(mode="json")
         )
         event = DomainEvent(PLACED, ENTITY, row.id, now, {"entity": placed.to_json()})
         _after_change(uow, world, PLACED, None, event)
