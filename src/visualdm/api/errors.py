@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from visualdm.api.metrics import http_metrics
 from visualdm.errors import (
     Conflict,
     DomainError,
@@ -70,8 +71,13 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, VersionConflict) and request.headers.get("if-match"):
         status, title = 412, "Precondition Failed"
     response = problem(status, exc.code, title, exc.message, **_jsonable(exc.details))
+    metrics = http_metrics(request.app.state)
     if isinstance(exc, NotAuthenticated):
         response.headers["WWW-Authenticate"] = "Bearer"
+        if metrics is not None:
+            metrics.auth_failures.inc()
+    if isinstance(exc, RateLimited) and metrics is not None:
+        metrics.rate_limited.inc()
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
         # The draft RateLimit fields go on refusals too (a dependency's response headers are
