@@ -815,7 +815,7 @@ RESOURCE_TABLES[R.QUEST_ASSIGNMENT] = ModuleTables(
     ("character_quests", "quest_assignment_requests")
 )
 
-LIFECYCLE_BATCH_SIZE = 1_000
+LIFECYCLE_BATCH_SIZE = 5_000
 """Rows a lifecycle job handles per transaction (keyset batches: memory stays flat)."""
 
 MAINTENANCE_INTERVAL = timedelta(hours=1)

@@ -19,6 +19,7 @@ from visualdm.audit import service as audit
 from visualdm.cache import hooks as cache
 from visualdm.characters import service as characters
 from visualdm.characters.models import Character
+from visualdm.db.idset import IdSet
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.factions import service as factions
 from visualdm.factions.models import CharacterFaction, Faction, FactionRelation
@@ -29,7 +30,7 @@ from visualdm.quests import service as quests
 from visualdm.quests.models import CharacterQuest, Quest, QuestAssignmentRequest
 from visualdm.users.models import User
 
-Dependant = tuple[str, Table, str | tuple[str, ...], Callable[[list[int]], ColumnElement[bool]]]
+Dependant = tuple[str, Table, str | tuple[str, ...], Callable[[IdSet], ColumnElement[bool]]]
 """(name in the audit entry, table, key column(s) to record, which rows depend on the ids)."""
 
 
@@ -66,9 +67,9 @@ TARGETS: tuple[Target, ...] = (
         CH,
         characters.tags_of,
         (
-            ("memberships", CF, "id", lambda ids: CF.c.character_id.in_(ids)),
-            ("assignments", CQ, "id", lambda ids: CQ.c.character_id.in_(ids)),
-            ("assignment_requests", QR, "id", lambda ids: QR.c.character_id.in_(ids)),
+            ("memberships", CF, "id", lambda ids: ids.match(CF.c.character_id)),
+            ("assignments", CQ, "id", lambda ids: ids.match(CQ.c.character_id)),
+            ("assignment_requests", QR, "id", lambda ids: ids.match(QR.c.character_id)),
         ),
     ),
     Target(
@@ -77,14 +78,19 @@ TARGETS: tuple[Target, ...] = (
         _t(Faction),
         lambda i: [*factions.tags_of(i), factions.members_tag(i)],
         (
-            ("memberships", CF, "id", lambda ids: CF.c.faction_id.in_(ids)),
+            ("memberships", CF, "id", lambda ids: ids.match(CF.c.faction_id)),
             (
                 "relations",
                 FR,
                 ("faction_a_id", "faction_b_id"),
-                lambda ids: or_(FR.c.faction_a_id.in_(ids), FR.c.faction_b_id.in_(ids)),
+                lambda ids: or_(ids.match(FR.c.faction_a_id), ids.match(FR.c.faction_b_id)),
             ),
-            ("children_detached", _t(Faction), "id", lambda ids: Faction.parent_id.in_(ids)),
+            (
+                "children_detached",
+                _t(Faction),
+                "id",
+                lambda ids: ids.match(_t(Faction).c.parent_id),
+            ),
         ),
     ),
     Target(
@@ -93,8 +99,8 @@ TARGETS: tuple[Target, ...] = (
         _t(Quest),
         quests.tags_of,
         (
-            ("assignments", CQ, "id", lambda ids: CQ.c.quest_id.in_(ids)),
-            ("assignment_requests", QR, "id", lambda ids: QR.c.quest_id.in_(ids)),
+            ("assignments", CQ, "id", lambda ids: ids.match(CQ.c.quest_id)),
+            ("assignment_requests", QR, "id", lambda ids: ids.match(QR.c.quest_id)),
         ),
     ),
     Target(
@@ -102,7 +108,7 @@ TARGETS: tuple[Target, ...] = (
         "user",
         _t(User),
         lambda i: [f"user:{i}"],
-        (("characters_orphaned", CH, "id", lambda ids: CH.c.owner_id.in_(ids)),),
+        (("characters_orphaned", CH, "id", lambda ids: ids.match(CH.c.owner_id)),),
     ),
 )
 
@@ -156,13 +162,14 @@ async def _purge_batch_as_owner(
     if not ids:
         return ids
     affected: dict[str, Any] = {}
+    batch = IdSet(ids, u.db.dialect)
     async with u.acting_as(target.module):
         for name, dep, key, where in target.dependants:
             columns = [dep.c[k] for k in ((key,) if isinstance(key, str) else key)]
             async with u.acting_as(_READER.get(dep.name, target.module)):
-                rows = (await u.session.execute(select(*columns).where(where(ids)))).all()
+                rows = (await u.session.execute(select(*columns).where(where(batch)))).all()
             affected[name] = sorted(r[0] if len(r) == 1 else list(r) for r in rows)
-        await u.session.execute(delete(table).where(table.c.id.in_(ids)))
+        await u.session.execute(delete(table).where(batch.match(table.c.id)))
         erased = 0
         if target.domain is Domain.AUTHENTICATION:
             erased = await erase_personal_audit(u, ids)
