@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -127,7 +127,7 @@ async def unit_of_work(
     """Open a transaction; commit when the block succeeds, roll back when it raises."""
     async with db.sessions() as session:
         uow = UnitOfWork(session=session, clock=clock, db=db, bus=bus, cache=cache)
-        event.listen(session.sync_session, "after_begin", lambda _s, _t, c: uow._connected(c))
+        session.sync_session.info["on_begin"] = uow._connected
         async with session.begin():
             yield uow
             # Flush domain changes first so their row locks are taken before the audit chain's.
