@@ -150,6 +150,15 @@ async def list_quests(
         )
 
 
+def _hide_drafts(actor: Actor, row: Quest) -> None:
+    """A draft is NotFound to whoever may not see drafts, even when they try to change it.
+
+    Checked before the permission check, so a refusal cannot reveal that the draft exists.
+    """
+    if row.status == "draft" and not sees_drafts(actor):
+        raise NotFound(ENTITY, row.id)
+
+
 async def update_quest(
     uow: UnitOfWork,
     *,
@@ -161,6 +170,7 @@ async def update_quest(
     """Apply a partial update; Conflict on a disallowed status change or a stale version."""
     async with uow.acting_as(MANAGEMENT):
         row = await repo.get_live(uow.session, quest_id, fresh=True)
+        _hide_drafts(actor, row)
         authorize(actor, MANAGEMENT, Resource.QUEST, Action.UPDATE)
         if expected_version is not None and row.version != expected_version:
             raise VersionConflict(ENTITY, quest_id, current_version=row.version)
@@ -211,6 +221,7 @@ async def delete_quest(uow: UnitOfWork, *, actor: Actor, quest_id: int) -> None:
     """Soft-delete a quest; it and its assignments vanish from reads until restored or purged."""
     async with uow.acting_as(MANAGEMENT):
         row = await repo.get_live(uow.session, quest_id, fresh=True)
+        _hide_drafts(actor, row)
         authorize(actor, MANAGEMENT, Resource.QUEST, Action.DELETE)
         row.deleted_at = uow.clock.now()
         await flush_versioned(uow, Quest, ENTITY, quest_id)
