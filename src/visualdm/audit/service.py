@@ -84,6 +84,23 @@ def record_created(
     )
 
 
+def _link(prev: str, seq: int, entry: PendingAudit | AuditEntry, digest: str | None) -> str:
+    """The chain hash of `entry` at position `seq` after `prev` (one rule to write and verify)."""
+    return link_hash(
+        prev,
+        seq=seq,
+        occurred_at=entry.occurred_at,
+        actor_user_id=entry.actor_user_id,
+        actor_system=entry.actor_system,
+        module=entry.module,
+        action=entry.action,
+        entity=entry.entity,
+        entity_id=entry.entity_id,
+        changes=entry.changes,
+        personal_digest=digest,
+    )
+
+
 async def _lock_head(session: AsyncSession) -> AuditChainHead:
     head = await session.scalar(
         select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
@@ -114,19 +131,7 @@ async def _append(uow: UnitOfWork, pending: list[PendingAudit]) -> None:
     for item in pending:
         seq += 1
         sealed, digest = seal_personal(item.personal)
-        entry_hash = link_hash(
-            prev,
-            seq=seq,
-            occurred_at=item.occurred_at,
-            actor_user_id=item.actor_user_id,
-            actor_system=item.actor_system,
-            module=item.module,
-            action=item.action,
-            entity=item.entity,
-            entity_id=item.entity_id,
-            changes=item.changes,
-            personal_digest=digest,
-        )
+        entry_hash = _link(prev, seq, item, digest)
         uow.session.add(
             AuditEntry(
                 seq=seq,
@@ -181,19 +186,7 @@ async def verify(session: AsyncSession, *, batch: int = 5000) -> ChainReport:
                 return ChainReport(checked, expected_seq, f"entry {expected_seq} is missing")
             if row.prev_hash != expected_prev:
                 return ChainReport(checked, row.seq, "link to the previous entry is broken")
-            recomputed = link_hash(
-                row.prev_hash,
-                seq=row.seq,
-                occurred_at=row.occurred_at,
-                actor_user_id=row.actor_user_id,
-                actor_system=row.actor_system,
-                module=row.module,
-                action=row.action,
-                entity=row.entity,
-                entity_id=row.entity_id,
-                changes=row.changes,
-                personal_digest=row.personal_digest,
-            )
+            recomputed = _link(row.prev_hash, row.seq, row, row.personal_digest)
             if recomputed != row.hash:
                 return ChainReport(checked, row.seq, "entry was altered after it was written")
             expected_prev, expected_seq = row.hash, row.seq + 1

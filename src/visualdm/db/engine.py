@@ -14,7 +14,13 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
+from visualdm.ownership import Module
 from visualdm.settings import Settings
+
+
+def role_name(prefix: str, module: Module) -> str:
+    """The database role of `module`."""
+    return f"{prefix}{module.value}"
 
 
 class UnitSession(Session):
@@ -37,6 +43,13 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     role_prefix: str | None
+
+    def set_role_sql(self, module: Module) -> str | None:
+        """The statement that puts a transaction under `module`'s role; None without roles."""
+        if self.role_prefix is None:
+            return None
+        # Role names come from the Module enum and a configured prefix, never from input.
+        return f'SET LOCAL ROLE "{role_name(self.role_prefix, module)}"'
 
     @property
     def dialect(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from visualdm.db.engine import role_name
 from visualdm.db.registry import metadata
 from visualdm.ownership import MODULE_GRANTS, RESOURCE_TABLES, Action, Module
 
@@ -18,11 +19,6 @@ _PRIVILEGE = {
     Action.UPDATE: "UPDATE",
     Action.DELETE: "DELETE",
 }
-
-
-def role_name(prefix: str, module: Module) -> str:
-    """The database role of `module`."""
-    return f"{prefix}{module.value}"
 
 
 def grant_statements(prefix: str) -> list[str]:

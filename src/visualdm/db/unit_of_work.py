@@ -70,8 +70,9 @@ class UnitOfWork:
     def _connected(self, connection: Any) -> None:
         """Session hook: the transaction took its connection; give it the current module's role."""
         self._has_connection = True
-        if self.module is not None and self.db.role_prefix is not None:
-            connection.exec_driver_sql(f'SET LOCAL ROLE "{self.db.role_prefix}{self.module.value}"')
+        sql = None if self.module is None else self.db.set_role_sql(self.module)
+        if sql is not None:
+            connection.exec_driver_sql(sql)
 
     def publish(self, event: DomainEvent) -> None:
         """Queue `event`; it is published after (and only if) the transaction commits."""
@@ -86,16 +87,13 @@ class UnitOfWork:
         self._before_commit.append(callback)
 
     async def _set_role(self, module: Module | None) -> None:
-        prefix = self.db.role_prefix
         # Before the first statement there is no connection to set: _connected() applies the
         # role when one is taken, so a request served from the cache costs no database trip.
-        if prefix is None or not self._has_connection:
+        if self.db.role_prefix is None or not self._has_connection:
             return
-        if module is None:
-            await self.session.execute(text("RESET ROLE"))
-        else:
-            # Role names come from the Module enum and a configured prefix, never from input.
-            await self.session.execute(text(f'SET LOCAL ROLE "{prefix}{module.value}"'))
+        sql = "RESET ROLE" if module is None else self.db.set_role_sql(module)
+        if sql is not None:
+            await self.session.execute(text(sql))
 
     async def _reset_role_quietly(self, module: Module | None) -> None:
         # The transaction is already failing; it will be rolled back as a whole.
@@ -122,7 +120,7 @@ class UnitOfWork:
 
 @asynccontextmanager
 async def unit_of_work(
-    db: Database, *, clock: Clock, bus: EventBus | None = None, cache: Any = None
+    db: Database, *, clock: Clock, bus: EventBus | None = None, cache: Cache | None = None
 ) -> AsyncIterator[UnitOfWork]:
     """Open a transaction; commit when the block succeeds, roll back when it raises."""
     async with db.sessions() as session:
