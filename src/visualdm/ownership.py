@@ -419,15 +419,21 @@ WORLD_RESOURCES = (
     R.SPATIAL_INDEX,
 )
 
+SELF_SERVICE_ACTIONS = frozenset({Action.READ, Action.UPDATE, Action.DELETE})
+"""What players and GMs may do to their own account: read, export, change password, delete."""
+
 ROLE_GRANTS: dict[Role, dict[Resource, tuple[RoleGrant, ...]]] = {
-    # A player reads the world and changes only its own characters (and their positions).
+    # A player reads the world and changes only its own characters (and their positions);
+    # it manages its own account (spec 2.5: the Authentication System owns it, the user acts).
     Role.PLAYER: {
+        R.AUTH_DATA: (RoleGrant(SELF_SERVICE_ACTIONS, Scope.OWN),),
         R.CHARACTER: (RoleGrant(READ), RoleGrant(WRITE, Scope.OWN)),
         R.CHARACTER_POSITION: (RoleGrant(READ), RoleGrant(WRITE, Scope.OWN)),
         **{r: (RoleGrant(READ),) for r in WORLD_RESOURCES},
     },
     # A game master runs the world: every character, faction, quest and world entity.
     Role.GM: {
+        R.AUTH_DATA: (RoleGrant(SELF_SERVICE_ACTIONS, Scope.OWN),),
         R.CHARACTER: (RoleGrant(ALL),),
         R.CHARACTER_POSITION: (RoleGrant(ALL),),
         **{r: (RoleGrant(ALL),) for r in WORLD_RESOURCES},
@@ -725,12 +731,6 @@ LOGIN_THROTTLE_IP = LoginThrottlePolicy(max_failures=50, window=timedelta(minute
 LAST_SEEN_RESOLUTION = timedelta(hours=1)
 """last_seen_at is rewritten at most this often; inactivity is measured in months."""
 
-SELF_SERVICE_ACTIONS = frozenset({Action.READ, Action.UPDATE, Action.DELETE})
-"""What players and GMs may do to their own account: read, export, change password, delete."""
-
-# Self-service on one's own account (spec 2.5: the Authentication System owns it, the user acts).
-for _role in (Role.PLAYER, Role.GM):
-    ROLE_GRANTS[_role][R.AUTH_DATA] = (RoleGrant(SELF_SERVICE_ACTIONS, Scope.OWN),)
 
 
 # --- Cache System: operational limits of the cache service (issue 4) ---
