@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from visualdm.ownership import Domain
+from visualdm.ownership import DOMAINS, Domain
+
+# A tag's counter must outlive any load that read it; the longest entry TTL is a safe bound.
+GENERATION_TTL = max(p.cache_ttl for p in DOMAINS.values() if p.cache_ttl is not None)
 
 
 class Kind(StrEnum):

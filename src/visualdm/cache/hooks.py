@@ -19,8 +19,8 @@ Loaded = Mapping[str, Any]
 _WROTE = "visualdm.cache.wrote"  # session.info flag: this transaction has uncommitted changes
 
 
-def _bypass(uow: UnitOfWork) -> bool:
-    return uow.cache is None or bool(uow.session.info.get(_WROTE))
+def _wrote(uow: UnitOfWork) -> bool:
+    return bool(uow.session.info.get(_WROTE))
 
 
 def _queue(uow: UnitOfWork, apply: Callable[[], Awaitable[None]]) -> None:
@@ -37,7 +37,7 @@ async def read_through(
     tags: Sequence[str] = (),
 ) -> Loaded | None:
     """Return the cached value of (domain, id), loading and caching it on a miss; None if absent."""
-    if _bypass(uow) or uow.cache is None:
+    if uow.cache is None or _wrote(uow):
         return await load()
     result: Loaded | None = await uow.cache.read_through(domain, entity_id, load, tags=tags)
     return result
@@ -52,7 +52,7 @@ async def read_list_through(
     tags: Sequence[str],
 ) -> list[Any]:
     """Return a cached list (e.g. a faction's members), loading it on a miss; dropped by tags."""
-    if _bypass(uow) or uow.cache is None:
+    if uow.cache is None or _wrote(uow):
         return await load()
     result: list[Any] = await uow.cache.read_list_through(domain, name, load, tags=tags)
     return result

@@ -10,12 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from visualdm.cache.backend import Kind, Stamp, Stored
+from visualdm.cache.backend import GENERATION_TTL, Kind, Stamp, Stored
 from visualdm.clock import Clock
-from visualdm.ownership import DOMAINS
 
-# A tag's counter must outlive any load that read it; the longest entry TTL is a safe bound.
-_GENERATION_TTL = max(p.cache_ttl for p in DOMAINS.values() if p.cache_ttl is not None)
 _SWEEP_EVERY = 1024  # writes between sweeps of expired entries, so dead keys cannot pile up
 
 
@@ -169,7 +166,7 @@ class MemoryBackend:
                 for key in tag_set.keys:
                     if key != spare:
                         self._entries.pop(key, None)
-            self._generations[tag] = (self._generation(tag) + 1, now + _GENERATION_TTL)
+            self._generations[tag] = (self._generation(tag) + 1, now + GENERATION_TTL)
 
     def _sweep(self) -> None:
         now = self._now()

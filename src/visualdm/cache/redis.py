@@ -19,17 +19,14 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from visualdm.cache import scripts
-from visualdm.cache.backend import CacheBackendError, Kind, Stamp, Stored
+from visualdm.cache.backend import GENERATION_TTL, CacheBackendError, Kind, Stamp, Stored
 from visualdm.cache.keys import CacheKeys
-from visualdm.ownership import CACHE_REDIS_TIMEOUT, DOMAINS
+from visualdm.ownership import CACHE_REDIS_TIMEOUT
 
 T = TypeVar("T")
 Arg = bytes | str | int
 
-# A tag's counter must outlive any load that read it; the longest entry TTL is a safe bound.
-_GENERATION_TTL_MS = int(
-    max(p.cache_ttl for p in DOMAINS.values() if p.cache_ttl is not None).total_seconds() * 1000
-)
+_GENERATION_TTL_MS = int(GENERATION_TTL.total_seconds() * 1000)
 _CALL_TIMEOUT = 2 * CACHE_REDIS_TIMEOUT.total_seconds()  # one connect plus one command
 _KINDS = {k.value.encode(): k for k in Kind}
 _PURGE_BATCH = 500  # keys per SCAN step and per UNLINK, so a purge never blocks Redis for long

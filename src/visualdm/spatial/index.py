@@ -289,14 +289,12 @@ class SpatialIndex:
         *,
         kinds: frozenset[str] | None = None,
         max_distance: float | None = None,
-        exclude: str | None = None,
     ) -> list[Placed]:
         """Up to `k` entities nearest to (x, y), nearest first, optionally of some kinds."""
         ents = self._entities
 
         def accept(item: Item) -> bool:
-            key = item[4]
-            return key != exclude and (kinds is None or ents[key].kind in kinds)
+            return kinds is None or ents[item[4]].kind in kinds
 
         found = self._tree.knn(x, y, k, max_distance=max_distance, predicate=accept)
         return [ents[it[4]] for it in found]

@@ -60,9 +60,7 @@ def _stamp(uow: UnitOfWork, at: datetime | None) -> datetime:
     return at
 
 
-def _after_change(
-    uow: UnitOfWork, world: World, name: str, before: Placed | None, event: DomainEvent
-) -> None:
+def _after_change(uow: UnitOfWork, world: World, before: Placed | None, event: DomainEvent) -> None:
     """After commit: apply `event` here, drop the touched tiles everywhere, publish it."""
     after = Placed.from_json(event.payload["entity"]) if "entity" in event.payload else None
     cache.invalidate(uow, [tag(t) for t in change_tiles(before, after)])
@@ -95,7 +93,7 @@ async def create_entity(
             uow, actor=actor, entity=ENTITY, entity_id=row.id, values=data.model_dump(mode="json")
         )
         event = DomainEvent(PLACED, ENTITY, row.id, now, {"entity": placed.to_json()})
-        _after_change(uow, world, PLACED, None, event)
+        _after_change(uow, world, None, event)
         return EntityRead.of(placed, name=row.name)
 
 
@@ -174,7 +172,7 @@ async def update_entity(
             uow, actor=actor, action="update", entity=ENTITY, entity_id=entity_id, changes=changed
         )
         event = DomainEvent(MOVED, ENTITY, entity_id, uow.clock.now(), {"entity": wanted.to_json()})
-        _after_change(uow, world, MOVED, before, event)
+        _after_change(uow, world, before, event)
         return MoveResult(
             applied=True,
             reason="pushed out of solid entities" if collided else None,
@@ -203,9 +201,7 @@ async def delete_entity(uow: UnitOfWork, world: World, *, actor: Actor, entity_i
         )
         now = uow.clock.now()
         payload = {"key": before.key, "at": max(now, before.at).isoformat()}
-        _after_change(
-            uow, world, REMOVED, before, DomainEvent(REMOVED, ENTITY, entity_id, now, payload)
-        )
+        _after_change(uow, world, before, DomainEvent(REMOVED, ENTITY, entity_id, now, payload))
 
 
 async def load_placed(uow: UnitOfWork, *, actor: Actor) -> tuple[list[Placed], RebuildReport]:

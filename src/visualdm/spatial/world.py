@@ -7,7 +7,6 @@ alike) and are applied with last-writer-wins, so the order they arrive in does n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -130,7 +129,6 @@ class World:
         self.last_stream_id: str | None = None
         self.changes = 0
         self.index.on_change(self._changed)
-        self._on_applied: list[Callable[[Placed | None, Placed | None], None]] = []
 
     @property
     def bounds(self) -> Bounds:
@@ -146,12 +144,6 @@ class World:
             message = live_message(sub.area, before, after)
             if message is not None:
                 sub.offer(message)
-        for hook in self._on_applied:
-            hook(before, after)
-
-    def on_applied(self, hook: Callable[[Placed | None, Placed | None], None]) -> None:
-        """Call `hook(before, after)` after every change this world applies."""
-        self._on_applied.append(hook)
 
     def subscribe(self, area: Box | None = None) -> Subscription:
         """Start a live subscription to changes inside `area` (none until it is set)."""
