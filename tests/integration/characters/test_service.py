@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -10,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from tests.conftest import UowFactory
-from tests.support.world import SYSTEM, add_user
+from tests.support.world import SYSTEM, Cast, make_cast
 from visualdm.access.principals import UserActor
 from visualdm.audit.models import AuditEntry
 from visualdm.characters import service
@@ -18,24 +17,13 @@ from visualdm.characters.models import Character
 from visualdm.characters.schemas import CharacterCreate, CharacterFilter, CharacterUpdate
 from visualdm.clock import FrozenClock
 from visualdm.errors import NotFound, PermissionDenied, RuleViolation, VersionConflict
-from visualdm.ownership import MAX_WRITE_ATTEMPTS, Role
-
-
-@dataclass
-class Cast:
-    gm: UserActor
-    alice: UserActor
-    bob: UserActor
+from visualdm.ownership import MAX_WRITE_ATTEMPTS
 
 
 @pytest.fixture
 async def cast(uow: UowFactory) -> Cast:
-    async with uow() as u:
-        return Cast(
-            gm=await add_user(u.session, "gamemaster", Role.GM),
-            alice=await add_user(u.session, "alice", Role.PLAYER),
-            bob=await add_user(u.session, "bob", Role.PLAYER),
-        )
+    """A game master and two players."""
+    return await make_cast(uow)
 
 
 async def _create(uow: UowFactory, actor: UserActor, name: str = "Aria", **kw: object) -> int:

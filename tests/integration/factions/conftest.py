@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from sqlalchemy import select
 
 from tests.conftest import UowFactory
-from tests.support.world import add_user
+from tests.support.world import Cast, make_cast
 from visualdm.access.principals import UserActor
 from visualdm.audit.models import AuditEntry
 from visualdm.characters import service as characters
 from visualdm.characters.schemas import CharacterCreate
 from visualdm.factions import service
 from visualdm.factions.schemas import FactionCreate
-from visualdm.ownership import Role
-
-
-@dataclass
-class Cast:
-    gm: UserActor
-    alice: UserActor
-    bob: UserActor
 
 
 @pytest.fixture
 async def cast(uow: UowFactory) -> Cast:
-    async with uow() as u:
-        return Cast(
-            gm=await add_user(u.session, "gamemaster", Role.GM),
-            alice=await add_user(u.session, "alice", Role.PLAYER),
-            bob=await add_user(u.session, "bob", Role.PLAYER),
-        )
+    """A game master and two players."""
+    return await make_cast(uow)
 
 
 async def make_faction(

@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from sqlalchemy import select
 
 from tests.conftest import UowFactory
-from tests.support.world import add_user
+from tests.support.world import Cast, make_cast
 from visualdm.access.principals import UserActor
 from visualdm.audit.models import AuditEntry
 from visualdm.characters import service as characters
 from visualdm.characters.schemas import CharacterCreate
-from visualdm.ownership import Role
 from visualdm.quests import service
 from visualdm.quests.schemas import QuestCreate
-
-
-@dataclass
-class Cast:
-    gm: UserActor
-    alice: UserActor
-    bob: UserActor
 
 
 @pytest.fixture
 async def cast(uow: UowFactory) -> Cast:
     """A game master and two players."""
-    async with uow() as u:
-        return Cast(
-            gm=await add_user(u.session, "gamemaster", Role.GM),
-            alice=await add_user(u.session, "alice", Role.PLAYER),
-            bob=await add_user(u.session, "bob", Role.PLAYER),
-        )
+    return await make_cast(uow)
 
 
 async def make_quest(uow: UowFactory, actor: UserActor, title: str = "Wolves", **kw: object) -> int:
