@@ -26,15 +26,16 @@ T = TypeVar("T")
 console = Console()
 err_console = Console(stderr=True)
 
+EXIT_INVALID = 6  # RuleViolation: the input breaks a rule
+EXIT_UNAVAILABLE = 7
 EXIT_CODES: list[tuple[type[DomainError], int]] = [
     (NotFound, 3),
     (Conflict, 4),
     (PermissionDenied, 5),
     (NotAuthenticated, 5),
-    (RuleViolation, 6),
-    (Unavailable, 7),
+    (RuleViolation, EXIT_INVALID),
+    (Unavailable, EXIT_UNAVAILABLE),
 ]
-EXIT_UNAVAILABLE = 7
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -9,7 +9,7 @@ import typer
 from pydantic import SecretStr, ValidationError
 
 from visualdm.access.principals import SystemActor
-from visualdm.cli._common import console, fail, run
+from visualdm.cli._common import EXIT_INVALID, console, fail, run
 from visualdm.ownership import Role
 from visualdm.runtime import Runtime
 from visualdm.users import service
@@ -18,7 +18,6 @@ from visualdm.users.schemas import UserCreate, UserRead
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 
 CLI = SystemActor("cli")
-EXIT_INVALID = 6  # as RuleViolation: the input breaks a rule
 
 
 class RoleChoice(StrEnum):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from visualdm.api.deps import CurrentActor, RuntimeDep, UoW
-from visualdm.api.limits import EntityId
+from visualdm.api.limits import ID_MAX, EntityId
 from visualdm.lifecycle import queue
 from visualdm.ownership import ASSIGNMENT_QUEUE_BATCH
 
@@ -21,7 +21,7 @@ class AssignmentRequestCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    character_id: int = Field(ge=1, le=2**63 - 1)
+    character_id: int = Field(ge=1, le=ID_MAX)
 
 
 class AssignmentRequestRead(BaseModel):

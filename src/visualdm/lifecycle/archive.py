@@ -23,6 +23,7 @@ from visualdm.audit import service as audit
 from visualdm.cache import hooks as cache
 from visualdm.characters import service as characters
 from visualdm.characters.models import Character
+from visualdm.db.idset import IdSet
 from visualdm.db.types import UTCDateTime
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import NotFound
@@ -133,7 +134,9 @@ async def _records(u: UnitOfWork, kind: Kind, rows: list[Row[Any]]) -> dict[int,
     for table, column in kind.dependants:
         async with u.acting_as(_OWNER[table.name]):
             found = await u.session.execute(
-                select(table).where(table.c[column].in_(ids)).order_by(table.c.id)
+                select(table)
+                .where(IdSet(ids, u.db.dialect).match(table.c[column]))
+                .order_by(table.c.id)
             )
         for dep in found.all():
             owner = getattr(dep, column)
@@ -147,7 +150,7 @@ async def _eligible_rows(
     t = kind.table
     stmt = select(t).where(kind.eligible(t, before))
     if ids is not None:
-        stmt = stmt.where(t.c.id.in_(ids)).with_for_update()
+        stmt = stmt.where(IdSet(ids, u.db.dialect).match(t.c.id)).with_for_update()
     else:
         stmt = stmt.where(t.c.id > after).limit(LIFECYCLE_BATCH_SIZE)
     async with u.acting_as(kind.module):
@@ -192,7 +195,9 @@ async def _archive_batch(
         ids = [i for i, rec in fresh.items() if rec == records[i]]
         if ids:
             async with u.acting_as(kind.module):
-                await u.session.execute(delete(kind.table).where(kind.table.c.id.in_(ids)))
+                await u.session.execute(
+                    delete(kind.table).where(IdSet(ids, u.db.dialect).match(kind.table.c.id))
+                )
             await u.session.execute(
                 insert(ArchivedRecord),
                 [

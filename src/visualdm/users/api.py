@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from visualdm.api.deps import AnonymousLimit, CurrentActor, RuntimeDep, UoW, bearer_token, client_ip
+from visualdm.api.limits import EntityId
 from visualdm.auth import service as auth_service
 from visualdm.users import export, service
 from visualdm.users.schemas import (
@@ -94,7 +95,7 @@ async def delete_me(uow: UoW, runtime: RuntimeDep, actor: CurrentActor) -> None:
 async def get_user(
     uow: UoW,
     actor: CurrentActor,
-    user_id: int,
+    user_id: EntityId,
     include_deleted: Annotated[bool, Query()] = False,
 ) -> UserRead:
     """Read an account (admins: any; others: their own)."""
@@ -105,7 +106,7 @@ async def get_user(
 
 @users_router.patch("/{user_id}")
 async def update_user(
-    uow: UoW, runtime: RuntimeDep, actor: CurrentActor, user_id: int, body: UserUpdate
+    uow: UoW, runtime: RuntimeDep, actor: CurrentActor, user_id: EntityId, body: UserUpdate
 ) -> UserRead:
     """Change roles or activation (admins); either change revokes the user's tokens."""
     return await service.update_user(
@@ -114,13 +115,15 @@ async def update_user(
 
 
 @users_router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(uow: UoW, runtime: RuntimeDep, actor: CurrentActor, user_id: int) -> None:
+async def delete_user(
+    uow: UoW, runtime: RuntimeDep, actor: CurrentActor, user_id: EntityId
+) -> None:
     """Soft-delete an account (admins: any; others: their own) and revoke its tokens."""
     await service.delete_user(uow, actor=actor, store=runtime.auth.store, user_id=user_id)
 
 
 @users_router.post("/{user_id}/restore")
-async def restore_user(uow: UoW, actor: CurrentActor, user_id: int) -> UserRead:
+async def restore_user(uow: UoW, actor: CurrentActor, user_id: EntityId) -> UserRead:
     """Undo a soft delete (admins)."""
     return await service.restore_user(uow, actor=actor, user_id=user_id)
 
