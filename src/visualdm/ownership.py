@@ -732,7 +732,6 @@ LAST_SEEN_RESOLUTION = timedelta(hours=1)
 """last_seen_at is rewritten at most this often; inactivity is measured in months."""
 
 
-
 # --- Cache System: operational limits of the cache service (issue 4) ---
 
 CACHE_LOCAL_TTL = timedelta(seconds=30)
@@ -833,3 +832,18 @@ AUTH_REDIS_TIMEOUT = timedelta(seconds=2)
 Longer than the cache's: the cache can fall back to the database, authentication cannot (a
 revoked token must never pass because Redis was slow), so it waits a little, then refuses.
 """
+
+
+# --- Bounds on in-process bookkeeping (cache and event streams) --------------------------------
+
+CACHE_KEY_NAME_MAX = 200
+"""Longest name or tag a cache key may carry; longer ones are refused as invalid keys."""
+
+CACHE_PURGE_BATCH = 500
+"""Keys per SCAN step and per UNLINK when the cache purges its prefix, so Redis never stalls."""
+
+CACHE_MEMORY_SWEEP_EVERY = 1024
+"""Writes between sweeps of expired entries in the memory backend, so dead keys cannot pile up."""
+
+STREAM_LAG_SAMPLES = 100_000
+"""Recent send-to-apply lags a stream consumer keeps for reporting (older ones are dropped)."""

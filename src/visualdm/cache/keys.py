@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 
 from visualdm.errors import RuleViolation
-from visualdm.ownership import Domain
+from visualdm.ownership import CACHE_KEY_NAME_MAX, Domain
 
 SCHEMA = "v1"  # bump when the stored layout changes, so old entries are simply never read
 _SEGMENT = r"[A-Za-z0-9_.\-]+"
 _NAME = re.compile(rf"^{_SEGMENT}(:{_SEGMENT})*$")
 _PREFIX = re.compile(rf"^{_SEGMENT}$")
-MAX_NAME_LENGTH = 200
+MAX_NAME_LENGTH = CACHE_KEY_NAME_MAX
 
 
 class InvalidCacheKey(RuleViolation):

@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 
 from visualdm.cache.backend import GENERATION_TTL, Kind, Stamp, Stored
 from visualdm.clock import Clock
-
-_SWEEP_EVERY = 1024  # writes between sweeps of expired entries, so dead keys cannot pile up
+from visualdm.ownership import CACHE_MEMORY_SWEEP_EVERY
 
 
 @dataclass(slots=True)
@@ -147,7 +146,7 @@ class MemoryBackend:
         self._entries[key] = _Entry(stored, stamp, expires_at)
         self._register(key, tags, expires_at)
         self._writes += 1
-        if self._writes % _SWEEP_EVERY == 0:
+        if self._writes % CACHE_MEMORY_SWEEP_EVERY == 0:
             self._sweep()
 
     def _register(self, key: str, tags: Sequence[str], expires_at: datetime) -> None:

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from visualdm.cache import scripts
 from visualdm.cache.backend import GENERATION_TTL, CacheBackendError, Kind, Stamp, Stored
 from visualdm.cache.keys import CacheKeys
-from visualdm.ownership import CACHE_REDIS_TIMEOUT
+from visualdm.ownership import CACHE_PURGE_BATCH, CACHE_REDIS_TIMEOUT
 
 T = TypeVar("T")
 Arg = bytes | str | int
@@ -29,7 +29,6 @@ Arg = bytes | str | int
 _GENERATION_TTL_MS = int(GENERATION_TTL.total_seconds() * 1000)
 _CALL_TIMEOUT = 2 * CACHE_REDIS_TIMEOUT.total_seconds()  # one connect plus one command
 _KINDS = {k.value.encode(): k for k in Kind}
-_PURGE_BATCH = 500  # keys per SCAN step and per UNLINK, so a purge never blocks Redis for long
 
 
 def connect(
@@ -134,7 +133,7 @@ class RedisBackend:
         cursor = 0
         while True:
             cursor, found = await self._call(
-                self.client.scan(cursor, match=f"{self.keys.root}*", count=_PURGE_BATCH)
+                self.client.scan(cursor, match=f"{self.keys.root}*", count=CACHE_PURGE_BATCH)
             )
             if found:
                 await self._call(self.client.unlink(*found))

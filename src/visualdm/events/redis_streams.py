@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ import structlog
 from redis.asyncio import Redis
 
 from visualdm.events.bus import DomainEvent, Handler
+from visualdm.ownership import STREAM_LAG_SAMPLES
 
 BatchHandler = Callable[[list[DomainEvent]], Awaitable[None]]
 
@@ -76,7 +78,8 @@ class RedisStreamBus:
         self.batch = batch
         self.origin = origin or uuid.uuid4().hex
         self.last_id = START
-        self.lag_seconds: list[float] = []  # send-to-handled lag of recent remote events
+        # Send-to-handled lag of recent remote events; the deque drops the oldest by itself.
+        self.lag_seconds: deque[float] = deque(maxlen=STREAM_LAG_SAMPLES)
         self._handlers: list[tuple[str, Handler]] = []
         self._batch_handlers: list[tuple[tuple[str, ...], BatchHandler]] = []
         self._task: asyncio.Task[None] | None = None
@@ -177,8 +180,6 @@ class RedisStreamBus:
                     log.exception("stream batch handler failed", count=len(chosen))
         applied = time.time()
         self.lag_seconds.extend(applied - t for t in sent)
-        if len(self.lag_seconds) > 100_000:
-            del self.lag_seconds[:50_000]
         return sum(len(entries) for _stream, entries in found or ())
 
     def _decode(self, fields: dict[Any, Any]) -> tuple[DomainEvent, float] | None:
