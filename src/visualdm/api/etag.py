@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Request, Response
+from fastapi import Request, Response, status
 
 from visualdm.errors import RuleViolation
 
@@ -35,3 +35,10 @@ def not_modified(request: Request, version: int) -> bool:
         return False
     tags = {t.strip().removeprefix("W/") for t in raw.split(",")}
     return "*" in tags or etag(version) in tags
+
+
+def not_modified_response(request: Request, version: int) -> Response | None:
+    """The 304 answer (carrying the ETag) when If-None-Match already names `version`, else None."""
+    if not not_modified(request, version):
+        return None
+    return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(version)})

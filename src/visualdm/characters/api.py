@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from visualdm.api.deps import CurrentActor, UoW
-from visualdm.api.etag import expected_version, not_modified, set_etag
+from visualdm.api.etag import expected_version, not_modified_response, set_etag
 from visualdm.api.limits import ID_MAX, EntityId
 from visualdm.characters import service
 from visualdm.characters.schemas import (
@@ -73,10 +73,8 @@ async def get_character(
 ) -> Any:
     """Read one character; honours If-None-Match."""
     got = await service.get_character(uow, actor=actor, character_id=character_id)
-    if not_modified(request, got.version):
-        return Response(
-            status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": f'"{got.version}"'}
-        )
+    if (unchanged := not_modified_response(request, got.version)) is not None:
+        return unchanged
     set_etag(response, got.version)
     return got
 

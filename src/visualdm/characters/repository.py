@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from visualdm.characters.models import Character
 from visualdm.characters.schemas import CharacterFilter
+from visualdm.db.text import ilike_contains
 from visualdm.errors import NotFound
 
 
@@ -53,8 +54,7 @@ def list_query(filters: CharacterFilter, *, after: int | None, limit: int) -> Se
     if filters.race is not None:
         stmt = stmt.where(Character.race == filters.race)
     if filters.name_contains:
-        pattern = "%" + filters.name_contains.replace("%", r"\%").replace("_", r"\_") + "%"
-        stmt = stmt.where(Character.name.ilike(pattern, escape="\\"))
+        stmt = stmt.where(ilike_contains(Character.name, filters.name_contains))
     if filters.min_level is not None:
         stmt = stmt.where(Character.level >= filters.min_level)
     if filters.max_level is not None:

@@ -293,10 +293,15 @@ async def set_position(
         return PositionResult(applied=True, position=current)
 
 
+async def live_ids(uow: UnitOfWork, character_ids: list[int]) -> set[int]:
+    """Return which of `character_ids` are live characters, in one query."""
+    async with uow.acting_as(MANAGEMENT):
+        return await repo.live_ids(uow.session, character_ids)
+
+
 async def ensure_live(uow: UnitOfWork, character_ids: list[int]) -> None:
     """Raise NotFound for the first of `character_ids` that is missing or soft-deleted."""
-    async with uow.acting_as(MANAGEMENT):
-        found = await repo.live_ids(uow.session, character_ids)
+    found = await live_ids(uow, character_ids)
     for cid in character_ids:
         if cid not in found:
             raise NotFound(ENTITY, cid)

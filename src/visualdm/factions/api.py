@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from visualdm.api.deps import CurrentActor, UoW
 from visualdm.api.errors import problems
-from visualdm.api.etag import etag, expected_version, not_modified, set_etag
+from visualdm.api.etag import expected_version, not_modified_response, set_etag
 from visualdm.api.limits import ID_MAX, EntityId
 from visualdm.factions import service
 from visualdm.factions.schemas import (
@@ -86,10 +86,8 @@ async def get_faction(
 ) -> Any:
     """Read one faction; honours If-None-Match."""
     got = await service.get_faction(uow, actor=actor, faction_id=faction_id)
-    if not_modified(request, got.version):
-        return Response(
-            status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(got.version)}
-        )
+    if (unchanged := not_modified_response(request, got.version)) is not None:
+        return unchanged
     set_etag(response, got.version)
     return got
 

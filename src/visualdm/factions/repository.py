@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from visualdm.db.text import ilike_contains
 from visualdm.errors import NotFound
 from visualdm.factions.models import CharacterFaction, Faction, FactionRelation
 from visualdm.factions.schemas import FactionFilter
@@ -47,8 +48,7 @@ def list_query(filters: FactionFilter, *, after: int | None, limit: int) -> Sele
     if filters.parent_id is not None:
         stmt = stmt.where(Faction.parent_id == filters.parent_id)
     if filters.name_contains:
-        pattern = "%" + filters.name_contains.replace("%", r"\%").replace("_", r"\_") + "%"
-        stmt = stmt.where(Faction.name.ilike(pattern, escape="\\"))
+        stmt = stmt.where(ilike_contains(Faction.name, filters.name_contains))
     if after is not None:
         stmt = stmt.where(Faction.id > after)
     return stmt.order_by(Faction.id).limit(limit + 1)

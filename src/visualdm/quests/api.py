@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from visualdm.api.deps import CurrentActor, UoW
 from visualdm.api.errors import problems
-from visualdm.api.etag import etag, expected_version, not_modified, set_etag
+from visualdm.api.etag import expected_version, not_modified_response, set_etag
 from visualdm.api.limits import ID_MAX, EntityId
 from visualdm.ownership import PAGE_SIZE_MAX
 from visualdm.quests import service
@@ -91,10 +91,8 @@ async def get_quest(
 ) -> Any:
     """Read one quest; honours If-None-Match. A draft is 404 to players."""
     got = await service.get_quest(uow, actor=actor, quest_id=quest_id)
-    if not_modified(request, got.version):
-        return Response(
-            status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(got.version)}
-        )
+    if (unchanged := not_modified_response(request, got.version)) is not None:
+        return unchanged
     set_etag(response, got.version)
     return got
 

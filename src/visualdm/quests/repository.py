@@ -6,6 +6,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from visualdm.db.text import ilike_contains
 from visualdm.errors import Conflict, NotFound
 from visualdm.quests.models import CharacterQuest, Quest
 from visualdm.quests.schemas import QuestFilter
@@ -56,8 +57,7 @@ def list_query(
     if filters.status is not None:
         stmt = stmt.where(Quest.status == filters.status)
     if filters.title_contains:
-        pattern = "%" + filters.title_contains.replace("%", r"\%").replace("_", r"\_") + "%"
-        stmt = stmt.where(Quest.title.ilike(pattern, escape="\\"))
+        stmt = stmt.where(ilike_contains(Quest.title, filters.title_contains))
     if after is not None:
         stmt = stmt.where(Quest.id > after)
     return stmt.order_by(Quest.id).limit(limit + 1)

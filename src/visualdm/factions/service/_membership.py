@@ -193,7 +193,7 @@ async def list_members(
         member_ids = [item["character_id"] for item in page]
 
         async def load_live() -> list[Any]:
-            live = await _live_characters(uow, member_ids)
+            live = await characters.live_ids(uow, member_ids)
             return [item for item in page if item["character_id"] in live]
 
         shown = await cache.read_list_through(
@@ -208,21 +208,6 @@ async def list_members(
             items=[MembershipRead.model_validate(item) for item in shown],
             next_cursor=next_cursor([m["row_id"] for m in page], more),
         )
-
-
-async def _live_characters(uow: UnitOfWork, character_ids: list[int]) -> set[int]:
-    """Which of `character_ids` are live, asked of the Character System (one call if all are)."""
-    remaining = list(dict.fromkeys(character_ids))
-    while remaining:
-        try:
-            await characters.ensure_live(uow, remaining)
-        except NotFound as missing:
-            if missing.entity_id not in remaining:
-                raise
-            remaining = [cid for cid in remaining if cid != missing.entity_id]
-            continue
-        break
-    return set(remaining)
 
 
 async def memberships_of(
