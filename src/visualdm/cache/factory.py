@@ -30,7 +30,10 @@ def build_cache(
     metrics = CacheMetrics(registry)
     if settings.redis_url is None:
         return CacheService(MemoryBackend(clock), keys=keys, clock=clock, metrics=metrics)
-    backend = RedisBackend.from_url(settings.redis_url, keys)
+    # Sized like the auth pool: under load every request may hold one cache connection too.
+    backend = RedisBackend.from_url(
+        settings.redis_url, keys, max_connections=settings.redis_pool_size
+    )
     listener = InvalidationListener(backend.client, keys.channel, origin=backend.origin)
     return CacheService(
         backend,

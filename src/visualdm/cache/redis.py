@@ -62,9 +62,9 @@ class RedisBackend:
         self._drop = client.register_script(scripts.DROP)
 
     @classmethod
-    def from_url(cls, url: str, keys: CacheKeys) -> RedisBackend:
+    def from_url(cls, url: str, keys: CacheKeys, *, max_connections: int = 32) -> RedisBackend:
         """Connect to `url` with the cache's timeouts; `close()` releases the pool."""
-        return cls(connect(url), keys, owns_client=True)
+        return cls(connect(url, max_connections=max_connections), keys, owns_client=True)
 
     async def get(self, key: str) -> Stored | None:
         """Return the live entry at `key`, or None."""
