@@ -18,8 +18,7 @@ from visualdm.lifecycle.base import LIFECYCLE, JobReport, NoProgress, OpenUow, P
 from visualdm.lifecycle.personal import erase_personal_audit
 from visualdm.ownership import LIFECYCLE_BATCH_SIZE, Domain, Module, policy
 from visualdm.users.models import User
-
-ENTITY = "user"
+from visualdm.users.service import ENTITY
 
 
 def anonymous_name(user_id: int) -> str:

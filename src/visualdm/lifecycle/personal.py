@@ -7,8 +7,7 @@ from sqlalchemy import and_, null, or_, update
 from visualdm.audit.models import AuditEntry
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.ownership import Module
-
-USER_ENTITY = "user"
+from visualdm.users.service import ENTITY
 
 
 async def erase_personal_audit(uow: UnitOfWork, user_ids: list[int]) -> int:
@@ -25,7 +24,7 @@ async def erase_personal_audit(uow: UnitOfWork, user_ids: list[int]) -> int:
                 or_(
                     AuditEntry.actor_user_id.in_(user_ids),
                     and_(
-                        AuditEntry.entity == USER_ENTITY,
+                        AuditEntry.entity == ENTITY,
                         AuditEntry.entity_id.in_([str(i) for i in user_ids]),
                     ),
                 ),
