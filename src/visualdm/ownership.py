@@ -814,6 +814,9 @@ RESOURCE_TABLES[R.QUEST_ASSIGNMENT] = ModuleTables(
     ("character_quests", "quest_assignment_requests")
 )
 
+ASSIGNMENT_QUEUE_SCAN = 32
+"""Quests with pending requests a queue worker considers per claim (it locks the first free one)."""
+
 LIFECYCLE_BATCH_SIZE = 5_000
 """Rows a lifecycle job handles per transaction (keyset batches: memory stays flat)."""
 

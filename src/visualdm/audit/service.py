@@ -14,7 +14,7 @@ from visualdm.access.principals import Actor, SystemActor, UserActor
 from visualdm.audit.chain import GENESIS, link_hash, seal_personal
 from visualdm.audit.models import AuditChainHead, AuditEntry, PendingAudit
 from visualdm.db.unit_of_work import UnitOfWork
-from visualdm.ownership import REDACTED_FIELDS, Module
+from visualdm.ownership import REDACTED_FIELDS, SENSITIVE_READS, Module, Resource
 
 REDACTED = "[redacted]"
 
@@ -68,6 +68,24 @@ def record(
             personal=_plain(dict(personal)) if personal else None,
         )
     )
+
+
+def record_sensitive_read(
+    uow: UnitOfWork,
+    *,
+    actor: Actor,
+    resource: Resource,
+    action: str,
+    entity: str,
+    entity_id: int,
+    subject_user_id: int,
+) -> None:
+    """Audit a read of a resource the registry marks sensitive, unless the reader is its subject."""
+    if resource not in SENSITIVE_READS:
+        return
+    if isinstance(actor, UserActor) and actor.user_id == subject_user_id:
+        return
+    record(uow, actor=actor, action=action, entity=entity, entity_id=entity_id)
 
 
 def record_created(

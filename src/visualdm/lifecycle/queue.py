@@ -21,7 +21,14 @@ from visualdm.characters import service as characters
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import DomainError, NotFound
 from visualdm.lifecycle.base import OpenUow
-from visualdm.ownership import ASSIGNMENT_QUEUE_BATCH, Action, Module, Resource, Role
+from visualdm.ownership import (
+    ASSIGNMENT_QUEUE_BATCH,
+    ASSIGNMENT_QUEUE_SCAN,
+    Action,
+    Module,
+    Resource,
+    Role,
+)
 from visualdm.quests import service as quests
 from visualdm.quests.models import Quest, QuestAssignmentRequest
 
@@ -116,7 +123,7 @@ async def _claim_quest(uow: UnitOfWork) -> int | None:
         .where(QuestAssignmentRequest.status == "pending")
         .group_by(QuestAssignmentRequest.quest_id)
         .order_by("head")
-        .limit(32)
+        .limit(ASSIGNMENT_QUEUE_SCAN)
     )
     for quest_id, _ in (await uow.session.execute(heads)).all():
         got = await uow.session.scalar(

@@ -115,8 +115,10 @@ async def get_user(
     async with uow.acting_as(Module.AUTHENTICATION):
         authorize(actor, Module.AUTHENTICATION, Resource.AUTH_DATA, Action.READ, owner_id=user_id)
         user = await _load(uow, user_id, include_deleted=include_deleted)
-        if not _is_self(actor, user_id):
-            audit.record(uow, actor=actor, action="read", entity=ENTITY, entity_id=user_id)
+        audit.record_sensitive_read(
+            uow, actor=actor, resource=Resource.AUTH_DATA, action="read", entity=ENTITY,
+            entity_id=user_id, subject_user_id=user_id,
+        )  # fmt: skip
         return UserRead.model_validate(user)
 
 
@@ -235,9 +237,11 @@ async def export_user_data(
     for section in sections:
         name, rows = await section(uow, user_id)
         extra[name] = rows
-    if not _is_self(actor, user_id):
-        async with uow.acting_as(Module.AUTHENTICATION):
-            audit.record(uow, actor=actor, action="export", entity=ENTITY, entity_id=user_id)
+    async with uow.acting_as(Module.AUTHENTICATION):
+        audit.record_sensitive_read(
+            uow, actor=actor, resource=Resource.AUTH_DATA, action="export", entity=ENTITY,
+            entity_id=user_id, subject_user_id=user_id,
+        )  # fmt: skip
     return UserExport(account=account, audit=entries, sections=extra)
 
 
