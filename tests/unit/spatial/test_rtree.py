@@ -1,9 +1,20 @@
-"""Property and stateful tests of the R-tree against a brute-force list oracle."""
+"""Property and stateful tests of the R-tree against a brute-force list oracle.
+
+Example counts come from the active hypothesis profile (tests/conftest.py): the default for
+development, thousands in CI. The C core's own invariant check (`_check_invariants`) runs
+alongside the snapshot walk after every step, and the last tests cover what a C extension can
+get wrong on its own: reference counts, exceptions from callbacks, re-entrant calls.
+"""
 
 from __future__ import annotations
 
+import copy
+import gc
 import json
 import math
+import pickle
+import sys
+import weakref
 from collections import Counter
 from typing import Any
 
@@ -70,7 +81,8 @@ def ids(items: list[tuple[Any, ...]]) -> Counter[int]:
 
 
 def check_structure(tree: RTree) -> None:
-    """Assert the R-tree invariants on the snapshot of `tree`."""
+    """Assert the R-tree invariants on the snapshot of `tree` and inside the C core."""
+    tree._check_invariants()
     snap = tree.to_dict()
     json.dumps(snap)
     m_max = tree.max_entries
@@ -242,6 +254,7 @@ class RTreeMachine(RuleBasedStateMachine):
 
 
 TestRTreeMachine = RTreeMachine.TestCase
+# Inherits max_examples from the active profile (loaded by conftest before this module).
 TestRTreeMachine.settings = settings(stateful_step_count=40)
 
 
@@ -250,7 +263,6 @@ TestRTreeMachine.settings = settings(stateful_step_count=40)
     max_entries=st.integers(4, 16),
     seed=st.integers(0, 2**32 - 1),
 )
-@settings(max_examples=40)
 def test_bulk_load_is_balanced_and_filled(n: int, max_entries: int, seed: int) -> None:
     """OMT packs of any size keep every node between min and max fill at one leaf depth."""
     rng = np.random.default_rng(seed)
@@ -269,7 +281,6 @@ def test_bulk_load_is_balanced_and_filled(n: int, max_entries: int, seed: int) -
     max_entries=st.integers(4, 9),
     seed=st.integers(0, 2**32 - 1),
 )
-@settings(max_examples=40)
 def test_load_into_non_empty_tree_merges(
     first: int, second: int, max_entries: int, seed: int
 ) -> None:
@@ -415,3 +426,219 @@ def test_knn_ties_follow_tree_order() -> None:
     assert [i[4] for i in RTree.from_dict(tree.to_dict()).knn(0, 0, 10)] == [
         i[4] for i in tree.all()[:10]
     ]
+
+
+class Tag:
+    """A weak-referenceable id, to see when the tree lets go of an item."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+def test_items_are_held_while_stored_and_released_after() -> None:
+    """The tree owns one reference per stored item: none leaked, none dropped early."""
+    tree = RTree(4)
+    tags = [Tag(i) for i in range(300)]
+    refs = [weakref.ref(t) for t in tags]
+    tree.load([(i, i, i + 1.0, i + 1.0, t) for i, t in enumerate(tags[:200])])
+    for i, t in enumerate(tags[200:], 200):
+        tree.insert((i, i, i + 1.0, i + 1.0, t))
+    del tags, t
+    gc.collect()
+    assert all(r() is not None for r in refs)
+    victim = tree.search((0, 0, 0.5, 0.5))[0]
+    before = sys.getrefcount(victim)
+    assert tree.remove(victim)
+    assert sys.getrefcount(victim) == before - 1
+    del victim
+    assert refs[0]() is None
+    assert sum(r() is None for r in refs) == 1
+    for item in tree.search((100, 100, 140, 140)):
+        assert tree.remove(item, equals=lambda a, b: a[4] is b[4])
+    del item
+    assert sum(r() is None for r in refs) == 43  # 1 + items 99..140
+    tree._check_invariants()  # (ids are not JSON, so not check_structure)
+    copied = RTree.from_dict(tree.to_dict())  # copies: new tuples, the same ids
+    tree.clear()
+    assert sum(r() is None for r in refs) == 43  # 1 + items 99..140
+    del copied
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+def test_query_results_hold_their_own_references() -> None:
+    """Results stay valid after the tree forgets or drops the items."""
+    tree = RTree(4)
+    tree.load([(i, 0.0, i + 1.0, 1.0, Tag(i)) for i in range(100)])
+    found = tree.search((0, 0, 10, 1))
+    near = tree.knn(0, 0, 5)
+    many = tree.search_many(np.array([[0.0, 0.0, 10.0, 1.0]]))
+    everything = tree.all()
+    del tree
+    gc.collect()
+    assert sorted(i[4].n for i in found) == list(range(11))
+    assert [i[4].n for i in near] == list(range(5))
+    assert sorted(i[4].n for i in many[0]) == list(range(11))
+    assert sorted(i[4].n for i in everything) == list(range(100))
+
+
+def test_load_arrays_refcounts_and_cycles() -> None:
+    """Tuples built by load_arrays hold their ids; a cycle through the tree is collected."""
+    tree = RTree(4)
+    tags = [Tag(i) for i in range(50)]
+    refs = [weakref.ref(t) for t in tags]
+    tree.load_arrays(np.array([[i, i, i + 1, i + 1] for i in range(50)], dtype=float), tags)
+    tags[0].tree = tree  # type: ignore[attr-defined]  # tree -> item -> Tag -> tree
+    del tags, tree
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+def test_callback_exceptions_propagate_and_leave_tree_intact() -> None:
+    """Errors raised by a predicate or an equality come out unchanged; nothing is modified."""
+    tree = populated()
+    before = tree.to_dict()
+
+    def boom(*_: Any) -> bool:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        tree.knn(3, 3, 5, predicate=boom)
+    with pytest.raises(KeyError, match="boom"):
+        tree.knn_many(np.array([[3.0, 3.0]]), 5, predicate=boom)
+    with pytest.raises(KeyError, match="boom"):
+        tree.remove((3.0, 3.0, 4.0, 4.0, 3), equals=boom)
+
+    class Falsy:
+        def __bool__(self) -> bool:
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        tree.knn(3, 3, 5, predicate=lambda _: Falsy())  # type: ignore[arg-type,return-value]
+    assert tree.to_dict() == before
+    check_structure(tree)
+
+
+def test_callbacks_cannot_change_the_tree_under_a_traversal() -> None:
+    """A predicate or equality that mutates the tree gets RuntimeError; reads are fine."""
+    tree = populated()
+    before = tree.to_dict()
+
+    def mutate(_: Any, *__: Any) -> bool:
+        tree.insert((0.0, 0.0, 1.0, 1.0, "new"))
+        return True
+
+    with pytest.raises(RuntimeError):
+        tree.knn(0, 0, 3, predicate=mutate)
+    with pytest.raises(RuntimeError):
+        tree.remove((3.0, 3.0, 4.0, 4.0, 3), equals=mutate)
+
+    def read(item: Any, *_: Any) -> bool:
+        return bool(tree.search(item[:4])) and len(tree.knn(item[0], item[1], 2)) == 2
+
+    assert len(tree.knn(0, 0, 3, predicate=read)) == 3
+    assert tree.remove((3.0, 3.0, 4.0, 4.0, 3), equals=lambda a, b: read(b) and a[4] == b[4])
+    assert len(tree) == len(before["root"] and tree.all())
+    tree.insert((3.0, 3.0, 4.0, 4.0, 3))
+    check_structure(tree)
+
+
+def test_remove_with_equality_callable() -> None:
+    """equals(item, stored) picks the first stored match in depth-first order."""
+    tree = RTree(4)
+    tree.load([(float(i % 7), 0.0, i % 7 + 1.0, 1.0, i) for i in range(60)])
+    calls: list[tuple[Any, Any]] = []
+
+    def same_id(a: Any, b: Any) -> bool:
+        calls.append((a, b))
+        return bool(a[4] == b[4])
+
+    assert tree.remove((3.0, 0.0, 4.0, 1.0, 10), equals=same_id)
+    assert calls
+    assert all(c[0][4] == 10 for c in calls)
+    assert calls[-1][1][4] == 10
+    assert 10 not in {i[4] for i in tree.all()}
+    # The equality only sees stored items inside the given box's region.
+    assert not tree.remove((50.0, 50.0, 51.0, 51.0, 11), equals=same_id)
+    assert not tree.remove("not an item")  # type: ignore[arg-type]
+    assert not tree.remove((1, 2))  # type: ignore[arg-type]
+    assert len(tree) == 59
+    check_structure(tree)
+
+
+def test_big_load_matches_numpy() -> None:
+    """A 200,000-item load (merged into a populated tree) answers like a numpy scan."""
+    rng = np.random.default_rng(7)
+    n = 200_000
+    lo = rng.random((n, 2)) * 100
+    arr = np.hstack([lo, lo + rng.random((n, 2))])
+    tree = RTree(16)
+    tree.load([(*b, -1 - i) for i, b in enumerate(arr[:1000].tolist())])
+    tree.load_arrays(arr, np.arange(n))
+    assert len(tree) == n + 1000
+    check_structure(tree)
+    everything = np.vstack([arr, arr[:1000]])
+    for q in ([10.0, 10.0, 12.0, 13.0], [0.0, 0.0, 100.0, 0.5], [50.0, 50.0, 50.0, 50.0]):
+        hit = (
+            (everything[:, 0] <= q[2])
+            & (everything[:, 1] <= q[3])
+            & (everything[:, 2] >= q[0])
+            & (everything[:, 3] >= q[1])
+        )
+        assert len(tree.search(q)) == int(hit.sum())
+    x, y = 33.3, 66.6
+    dx = np.maximum(np.maximum(everything[:, 0] - x, x - everything[:, 2]), 0)
+    dy = np.maximum(np.maximum(everything[:, 1] - y, y - everything[:, 3]), 0)
+    nearest = np.sort(dx * dx + dy * dy)[:25]
+    got = [sq_dist(i, x, y) for i in tree.knn(x, y, 25)]
+    assert got == pytest.approx(nearest.tolist(), abs=0)
+    for item in tree.search((20, 20, 30, 30)):
+        assert tree.remove(item)
+    check_structure(tree)
+
+
+def test_copy_and_pickle_round_trip() -> None:
+    """Copies and pickles go through the snapshot format and rebuild an equal tree."""
+    tree = populated()
+    for clone in (copy.deepcopy(tree), pickle.loads(pickle.dumps(tree))):  # noqa: S301
+        assert clone.to_dict() == tree.to_dict()
+        check_structure(clone)
+
+
+def test_snapshots_of_the_python_implementation_still_load() -> None:
+    """A snapshot written by the earlier pure-Python RTree (integer coordinates kept) loads."""
+    snap = {
+        "format": "visualdm.rtree/1",
+        "max_entries": 4,
+        "size": 5,
+        "root": [
+            2, 0, 0, 9.5, 3.0,
+            [
+                [1, 0, 0, 2.5, 3.0, [[0, 0, 1.5, 1.0, "a"], [2, 1, 2.5, 3.0, "b"]]],
+                [1, 5, 0, 9.5, 2.0, [[5, 0, 6.0, 1.0, "c"], [7, 1, 8.0, 2.0, "d"],
+                                     [9, 1.5, 9.5, 2.0, "e"]]],
+            ],
+        ],
+    }  # fmt: skip
+    tree = RTree.from_dict(snap)
+    check_structure(tree)
+    assert tree.to_dict() == snap
+    assert [i[4] for i in tree.knn(0, 0, 5)] == ["a", "b", "c", "d", "e"]
+    assert {i[4] for i in tree.search((6, 0, 8, 1))} == {"c", "d"}
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        [1, 0, 0, 1, 1, [[0, 0, 1, 1, "a"]] * 5],  # more than max_entries
+        [2, 0, 0, 1, 1, [[2, 0, 0, 1, 1, [[0, 0, 1, 1, "a"]]]] * 2],  # heights disagree
+        [2, 0, 0, 1, 1, [[1, 0, 0, 1, 1, []]] * 2],  # an empty inner child
+        [1, 0, 0, 1, 1, [[1, 0, 0, 1, "a"]]],  # inverted item box
+        [1, 0, 0, 1, 1],  # not a node
+        [1, 0, 0, 1, 1, []],  # a root without items
+    ],
+)
+def test_malformed_snapshots_are_rejected(root: list[Any]) -> None:
+    """from_dict refuses snapshots that would break the tree's invariants."""
+    with pytest.raises(ValueError, match=r"snapshot|box"):  # InvalidBoxError is a ValueError
+        RTree.from_dict({"format": "visualdm.rtree/1", "max_entries": 4, "size": 1, "root": root})
