@@ -10,7 +10,7 @@ $(UV):
 	python3 -m venv .uv
 	.uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+$(VENV)/.synced: uv.lock pyproject.toml setup.py $(wildcard src/visualdm/*/*.c) | $(UV)
 	$(UV) sync --frozen --quiet
 	touch $@
 

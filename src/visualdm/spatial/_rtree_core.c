@@ -1700,7 +1700,8 @@ PyMODINIT_FUNC PyInit__rtree_core(void)
         "visualdm.spatial.rtree.InvalidBoxError",
         "A box or point is NaN, infinite, inverted (min > max) or not shaped as required.",
         PyExc_ValueError, NULL);
-    if (InvalidBoxError == NULL || PyModule_AddObjectRef(m, "InvalidBoxError", InvalidBoxError) < 0 ||
+    if (InvalidBoxError == NULL ||
+        PyModule_AddObjectRef(m, "InvalidBoxError", InvalidBoxError) < 0 ||
         PyModule_AddObjectRef(m, "Core", (PyObject *)&TreeType) < 0) {
         Py_DECREF(m);
         return NULL;
