@@ -107,10 +107,6 @@ def run_ours(d: Path, repeats: int) -> dict[str, Any]:
         res[f"knn_k{k}"], res["hits"][f"knn_k{k}"] = timed(
             repeats, lambda _, k=k: sum(len(tree.knn(x, y, k)) for x, y in pt_list)
         )
-    # The first batch call after a change builds the array snapshot of the tree.
-    t0 = time.perf_counter()
-    tree.search_many(np.array([[0.0, 0.0, 1.0, 1.0]]))
-    res["batch_snapshot_build"] = time.perf_counter() - t0
     for name, (file, _size) in SEARCHES.items():
         qs = np.load(d / f"{file}.npy")
         # 1,000 10% queries hold ~10^8 results at once; chunks of 100 keep memory bounded.

@@ -1518,6 +1518,23 @@ static PyObject *Tree_knn(TreeObject *t, PyObject *const *args, Py_ssize_t nargs
     return r;
 }
 
+/* Store a batch's per-query list, hidden from the cyclic GC until the batch is complete: a
+ * collection triggered by the batch's own allocations would otherwise walk every result list
+ * and touch every item found so far. */
+static inline void batch_store(PyObject *out, Py_ssize_t i, PyObject *r)
+{
+    PyObject_GC_UnTrack(r);
+    PyList_SET_ITEM(out, i, r);
+}
+
+/* Track the stored lists again (the batch is done) or, on error, drop the batch. */
+static PyObject *batch_finish(PyObject *out, Py_ssize_t stored, int ok)
+{
+    for (Py_ssize_t i = 0; i < stored; i++) PyObject_GC_Track(PyList_GET_ITEM(out, i));
+    if (!ok) Py_CLEAR(out);
+    return out;
+}
+
 static PyObject *Tree_search_many(TreeObject *t, PyObject *arr)
 {
     Py_buffer view;
@@ -1531,15 +1548,12 @@ static PyObject *Tree_search_many(TreeObject *t, PyObject *arr)
             return NULL;
         }
     PyObject *out = PyList_New(n);
-    if (out != NULL)
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *r = search_box(t, rows + 4 * i);
-            if (r == NULL) {
-                Py_CLEAR(out);
-                break;
-            }
-            PyList_SET_ITEM(out, i, r);
-        }
+    Py_ssize_t i = 0;
+    if (out != NULL) {
+        PyObject *r = NULL;
+        for (; i < n && (r = search_box(t, rows + 4 * i)) != NULL; i++) batch_store(out, i, r);
+        out = batch_finish(out, i, i == n);
+    }
     PyBuffer_Release(&view);
     return out;
 }
@@ -1570,15 +1584,14 @@ static PyObject *Tree_knn_many(TreeObject *t, PyObject *const *args, Py_ssize_t 
     Heap h;
     heap_init(&h);
     PyObject *out = PyList_New(n);
-    if (out != NULL)
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *r = knn_point(t, pts[2 * i], pts[2 * i + 1], k, limit, predicate, &h);
-            if (r == NULL) {
-                Py_CLEAR(out);
-                break;
-            }
-            PyList_SET_ITEM(out, i, r);
-        }
+    Py_ssize_t i = 0;
+    if (out != NULL) {
+        PyObject *r = NULL;
+        for (; i < n && (r = knn_point(t, pts[2 * i], pts[2 * i + 1], k, limit, predicate, &h));
+             i++)
+            batch_store(out, i, r);
+        out = batch_finish(out, i, i == n);
+    }
     heap_free(&h);
     PyBuffer_Release(&view);
     return out;
