@@ -16,15 +16,14 @@ from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.ownership import Domain
 
 Loaded = Mapping[str, Any]
-_WROTE = "visualdm.cache.wrote"  # session.info flag: this transaction has uncommitted changes
 
 
 def _wrote(uow: UnitOfWork) -> bool:
-    return bool(uow.session.info.get(_WROTE))
+    return uow.wrote_cache
 
 
 def _queue(uow: UnitOfWork, apply: Callable[[], Awaitable[None]]) -> None:
-    uow.session.info[_WROTE] = True
+    uow.wrote_cache = True
     uow.after_commit(apply)
 
 

@@ -38,7 +38,6 @@ BeforeCommit = Callable[["UnitOfWork"], Awaitable[None]]
 class UnitOfWork:
     """A transaction in progress, with the services' shared context."""
 
-    session: AsyncSession
     clock: Clock
     db: Database
     bus: EventBus | None = None
@@ -49,6 +48,18 @@ class UnitOfWork:
     _after_commit: list[AfterCommit] = field(default_factory=list)
     _before_commit: list[BeforeCommit] = field(default_factory=list)
     _has_connection: bool = False
+    _session: AsyncSession | None = None
+    wrote_cache: bool = False
+    """Whether this unit queued cache changes (its own reads then bypass the cache)."""
+
+    @property
+    def session(self) -> AsyncSession:
+        """The transaction's session, opened on first use: a unit of work answered from the
+        cache alone never builds one."""
+        if self._session is None:
+            self._session = self.db.sessions()
+            self._session.sync_session.info["on_begin"] = self._connected
+        return self._session
 
     @asynccontextmanager
     async def acting_as(self, module: Module) -> AsyncIterator[UnitOfWork]:
@@ -123,13 +134,23 @@ async def unit_of_work(
     db: Database, *, clock: Clock, bus: EventBus | None = None, cache: Cache | None = None
 ) -> AsyncIterator[UnitOfWork]:
     """Open a transaction; commit when the block succeeds, roll back when it raises."""
-    async with db.sessions() as session:
-        uow = UnitOfWork(session=session, clock=clock, db=db, bus=bus, cache=cache)
-        session.sync_session.info["on_begin"] = uow._connected
-        async with session.begin():
-            yield uow
-            # Flush domain changes first so their row locks are taken before the audit chain's.
+    uow = UnitOfWork(clock=clock, db=db, bus=bus, cache=cache)
+    # The session opens on first use and its transaction begins with the first statement or
+    # change (autobegin), so a unit of work answered from the cache costs no session at all.
+    try:
+        yield uow
+        if uow._before_commit or (uow._session is not None and uow._session.in_transaction()):
+            session = uow.session
+            # Flush domain changes first so their row locks precede the audit chain's.
             await session.flush()
             await uow._finish()
             await session.flush()
-        await uow._committed()
+            await session.commit()
+    except BaseException:
+        if uow._session is not None and uow._session.in_transaction():
+            await uow._session.rollback()
+        raise
+    finally:
+        if uow._session is not None:
+            await uow._session.close()
+    await uow._committed()

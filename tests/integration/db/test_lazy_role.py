@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import event, func, select, text
 
 from tests.conftest import UowFactory
+from visualdm.access.principals import SystemActor
+from visualdm.audit import service as audit
+from visualdm.audit.models import AuditEntry
 from visualdm.db.engine import Database
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.ownership import Module
@@ -19,7 +22,7 @@ async def test_the_role_is_applied_when_the_connection_is_taken(
 ) -> None:
     async with uow() as u:
         async with u.acting_as(Module.CHARACTER_MANAGEMENT):
-            assert u.session.in_transaction()
+            assert not u.session.in_transaction()  # nothing begins before the first statement
             assert not u._has_connection  # entering a module block costs no round trip
             inside = await _current_user(u) if database.role_prefix else None
         outside = await _current_user(u) if database.role_prefix else None
@@ -33,3 +36,37 @@ async def test_the_role_is_applied_when_the_connection_is_taken(
     assert outside is not None
     assert not outside.startswith(prefix)
     assert again == f"{prefix}{Module.QUEST_MANAGEMENT.value}"
+
+
+async def test_a_unit_of_work_that_touches_nothing_takes_no_connection(
+    database: Database, uow: UowFactory
+) -> None:
+    checkouts: list[object] = []
+    pool = database.engine.sync_engine.pool
+
+    def count(*_args: object) -> None:
+        checkouts.append(_args)
+
+    event.listen(pool, "checkout", count)
+    try:
+        async with uow() as u, u.acting_as(Module.CHARACTER_MANAGEMENT):
+            pass  # e.g. a read answered from the cache
+        assert checkouts == []
+        async with uow() as u:
+            await u.session.execute(text("SELECT 1"))
+        assert len(checkouts) == 1
+    finally:
+        event.remove(pool, "checkout", count)
+
+
+async def test_an_audit_entry_alone_is_still_committed(database: Database, uow: UowFactory) -> None:
+    # A sensitive read served from the cache issues no statement but must leave its audit entry.
+    async with uow() as u:
+        before = await u.session.scalar(select(func.count()).select_from(AuditEntry))
+    async with uow() as u, u.acting_as(Module.AUTHENTICATION):
+        audit.record(
+            u, actor=SystemActor("test"), action="read", entity="user", entity_id=1, changes={}
+        )
+    async with uow() as u:
+        after = await u.session.scalar(select(func.count()).select_from(AuditEntry))
+    assert after == (before or 0) + 1

@@ -18,16 +18,11 @@ from visualdm.ownership import Domain
 
 
 @dataclass
-class FakeSession:
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class FakeUow:
-    """Just what the hooks touch: the cache, the session's info and after-commit callbacks."""
+    """Just what the hooks touch: the cache, the wrote-cache flag and after-commit callbacks."""
 
     cache: CacheService | None
-    session: FakeSession = field(default_factory=FakeSession)
+    wrote_cache: bool = False
     callbacks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
