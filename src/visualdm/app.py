@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from visualdm.api import errors
-from visualdm.api.limits import BodySizeLimit
+from visualdm.api.limits import BodySizeLimit, RateLimitHeaders
 from visualdm.api.metrics import RequestMetrics
 from visualdm.characters.api import router as characters_router
 from visualdm.factions.api import router as factions_router
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     errors.install(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestMetrics)
     for router in ROUTERS:
         app.include_router(router)

@@ -836,6 +836,16 @@ Longer than the cache's: the cache can fall back to the database, authentication
 revoked token must never pass because Redis was slow), so it waits a little, then refuses.
 """
 
+AUTH_GATE_MAX_BATCH = 128
+"""Most requests one Redis script call admits together (bounds the time Redis spends on it)."""
+
+TOKEN_VERIFY_CACHE_SIZE = 8_192
+"""Signature-verified tokens a process remembers, so a token's HMAC and JSON are checked once.
+
+Keyed by the whole token string, so a changed byte is verified afresh; expiry and revocation
+are still checked on every request.
+"""
+
 
 # --- Bounds on in-process bookkeeping (cache and event streams) --------------------------------
 

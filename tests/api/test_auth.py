@@ -33,7 +33,7 @@ def _small_limit(runtime: Runtime, per_minute: int) -> None:
     """Give the runtime a limiter of `per_minute` requests (the registry's boundary, shrunk)."""
     boundary = dataclasses.replace(API_RATE_LIMIT, requests_per_window=per_minute)
     limiter = ApiRateLimiter(MemoryStorage(), boundary)
-    runtime.auth = dataclasses.replace(runtime.auth, limiter=limiter)
+    runtime.auth = runtime.auth.with_limiter(limiter)
 
 
 def _is_problem(r: httpx.Response, status: int, code: str) -> None:
@@ -208,3 +208,24 @@ async def test_tokens_stop_working_when_the_clock_passes_their_expiry(
     assert (await client.get("/v1/auth/me", headers=user.headers)).status_code == 200
     clock.advance(timedelta(seconds=1))
     _is_problem(await client.get("/v1/auth/me", headers=user.headers), 401, "not_authenticated")
+
+
+async def test_a_cached_read_and_its_304_carry_the_budget_too(api: Api) -> None:
+    # The character read answers with its cached document (or 304) as a Response of its own;
+    # the RateLimit-* headers still come with it.
+    client, runtime = api
+    _small_limit(runtime, 5)
+    alice = await make_user(runtime, "alice")
+    made = await client.post(
+        "/v1/characters", json={"name": "Ayla", "race": "elf"}, headers=alice.headers
+    )
+    assert made.status_code == 201, made.text
+    url = f"/v1/characters/{made.json()['id']}"
+    first = await client.get(url, headers=alice.headers)
+    assert first.status_code == 200
+    assert first.json()["name"] == "Ayla"
+    assert (first.headers["ratelimit-limit"], first.headers["ratelimit-remaining"]) == ("5", "3")
+    again = await client.get(url, headers={**alice.headers, "If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.headers["ratelimit-remaining"] == "2"

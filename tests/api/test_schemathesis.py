@@ -77,9 +77,7 @@ async def _seeded_runtime(directory: Path) -> tuple[Runtime, dict[str, str]]:
     runtime = build_runtime(settings)
     # Hundreds of requests from one user in a minute: lift the per-user limit for this run.
     unlimited = dataclasses.replace(API_RATE_LIMIT, requests_per_window=10**9)
-    runtime.auth = dataclasses.replace(
-        runtime.auth, limiter=ApiRateLimiter(MemoryStorage(), unlimited)
-    )
+    runtime.auth = runtime.auth.with_limiter(ApiRateLimiter(MemoryStorage(), unlimited))
     token, claims = runtime.auth.codec.issue(gm_id, frozenset({Role.GM}))
     await runtime.auth.store.record(claims.jti, gm_id, claims.expires_at)
     return runtime, {"Authorization": f"Bearer {token}"}

@@ -5,20 +5,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 
 from visualdm.access.principals import UserActor
+from visualdm.api.limits import RATE_LIMIT_STATE
 from visualdm.auth.ratelimit import RateLimitState, rate_limit_key
-from visualdm.auth.service import principal_from_token
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import NotAuthenticated, RateLimited
 from visualdm.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     """The process runtime built by the app's lifespan."""
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    """The runtime, as a dependency (async: FastAPI runs a plain `def` one on a worker thread)."""
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -49,32 +54,31 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def _rate_headers(response: Response, state: RateLimitState) -> None:
-    response.headers["RateLimit-Limit"] = str(state.limit)
-    response.headers["RateLimit-Remaining"] = str(state.remaining)
-    response.headers["RateLimit-Reset"] = str(state.reset_after)
-
-
-async def spend(runtime: Runtime, response: Response, key: str) -> None:
-    """Spend one request of `key`'s budget; RateLimited (429) when it is exhausted."""
-    state = await runtime.auth.limiter.check(key)
-    _rate_headers(response, state)
+def _spent(request: Request, state: RateLimitState) -> None:
+    """Note the budget for the RateLimit-* headers; RateLimited (429) when it is exhausted."""
+    setattr(request.state, RATE_LIMIT_STATE, state)
     if not state.allowed:
         raise RateLimited(
             "rate limit exceeded", retry_after=state.reset_after, limit=state.limit, remaining=0
         )
 
 
-async def current_actor(request: Request, response: Response, runtime: RuntimeDep) -> UserActor:
-    """The authenticated user, after the revocation check and the per-user rate limit."""
-    actor = await principal_from_token(runtime.auth, bearer_token(request))
-    await spend(runtime, response, rate_limit_key(user_id=actor.user_id, ip=None))
-    return actor
+async def current_actor(request: Request) -> UserActor:
+    """The authenticated user, after the revocation check and the per-user rate limit.
+
+    Roles come from the token: any role change, deactivation or deletion revokes the user's
+    tokens, so stale roles die with them. Both checks are one gate call (one Redis round trip).
+    """
+    auth = runtime_of(request).auth
+    claims = auth.codec.decode(bearer_token(request))
+    _spent(request, await auth.gate.admit(claims))
+    return UserActor(claims.user_id, claims.roles)
 
 
-async def anonymous_limit(request: Request, response: Response, runtime: RuntimeDep) -> None:
-    """Rate-limit an unauthenticated request by client IP."""
-    await spend(runtime, response, rate_limit_key(user_id=None, ip=client_ip(request)))
+async def anonymous_limit(request: Request, runtime: RuntimeDep) -> None:
+    """Rate-limit an unauthenticated request by client IP; RateLimited (429) when exhausted."""
+    key = rate_limit_key(user_id=None, ip=client_ip(request))
+    _spent(request, await runtime.auth.limiter.check(key))
 
 
 CurrentActor = Annotated[UserActor, Depends(current_actor)]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
 from fastapi import Request, Response, status
 
 from visualdm.errors import RuleViolation
@@ -42,3 +46,16 @@ def not_modified_response(request: Request, version: int) -> Response | None:
     if not not_modified(request, version):
         return None
     return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(version)})
+
+
+def document_response(request: Request, document: Mapping[str, Any]) -> Response:
+    """Answer with a validated JSON document as it is (no model round trip), or 304.
+
+    The ETag is the document's `version`; If-None-Match naming it gives the 304.
+    """
+    version = int(document["version"])
+    if (unchanged := not_modified_response(request, version)) is not None:
+        return unchanged
+    return Response(
+        orjson.dumps(document), media_type="application/json", headers={"ETag": etag(version)}
+    )

@@ -1,4 +1,5 @@
-"""Request limits at the edge: a body-size cap (413 problem+json) and the range of path ids."""
+"""Request limits at the edge: a body-size cap (413 problem+json), the range of path ids, and
+the RateLimit-* headers of the request's budget on every answer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import orjson
 from fastapi import Path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from visualdm.auth.ratelimit import RateLimitState
 from visualdm.ownership import MAX_REQUEST_BODY_BYTES
 
 ID_MAX = 2**63 - 1
@@ -103,3 +105,43 @@ async def _too_large(send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": _PROBLEM})
+
+
+RATE_LIMIT_STATE = "rate_limit"
+"""Where (in the request's scope state) the dependencies leave the budget the request spent."""
+
+
+def rate_limit_headers(state: RateLimitState) -> list[tuple[bytes, bytes]]:
+    """The draft RateLimit header fields (IETF httpapi-ratelimit-headers) of a budget."""
+    return [
+        (b"ratelimit-limit", str(state.limit).encode()),
+        (b"ratelimit-remaining", str(state.remaining).encode()),
+        (b"ratelimit-reset", str(state.reset_after).encode()),
+    ]
+
+
+class RateLimitHeaders:
+    """Put the spent budget's RateLimit-* headers on the answer, whatever produced it.
+
+    A route that returns a Response of its own (a cached document, a 304) never sees the
+    headers its dependencies set, so they are added here, at the edge, unless already there.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state = scope.get("state", {}).get(RATE_LIMIT_STATE)
+                if state is not None:
+                    headers = list(message.get("headers", []))
+                    if not any(name.lower() == b"ratelimit-limit" for name, _ in headers):
+                        message = {**message, "headers": headers + rate_limit_headers(state)}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -95,7 +95,7 @@ class RedisTokenStore:
         ttl_ms = max(1, int((expires_at - now).total_seconds() * 1000))
         index = f"{self._user_prefix}{user_id}"
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"{self._jti_prefix}{jti}", str(user_id), px=ttl_ms)
+            pipe.set(self.record_key(jti), str(user_id), px=ttl_ms)
             pipe.zadd(index, {jti: expires_at.timestamp()})
             pipe.zremrangebyscore(index, "-inf", now.timestamp())
             # The index lives as long as the newest token it lists (GT: never shortened).
@@ -103,9 +103,13 @@ class RedisTokenStore:
             pipe.pexpire(index, ttl_ms, nx=True)
             await pipe.execute()
 
+    def record_key(self, jti: str) -> str:
+        """The key of `jti`'s record (its value is the user id; the gate reads it too)."""
+        return f"{self._jti_prefix}{jti}"
+
     async def revoke(self, jti: str) -> None:
         """Delete the jti record (its index entry expires with the index)."""
-        await self._redis.delete(f"{self._jti_prefix}{jti}")
+        await self._redis.delete(self.record_key(jti))
 
     async def revoke_user(self, user_id: int) -> int:
         """Delete every jti record of `user_id` atomically."""
@@ -117,5 +121,5 @@ class RedisTokenStore:
 
     async def is_active(self, jti: str, user_id: int) -> bool:
         """One GET: the record exists (not expired, not revoked) and names `user_id`."""
-        owner = await self._redis.get(f"{self._jti_prefix}{jti}")
+        owner = await self._redis.get(self.record_key(jti))
         return owner is not None and int(owner) == user_id

@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import jwt
 
 from visualdm.clock import Clock
 from visualdm.errors import NotAuthenticated
-from visualdm.ownership import TOKEN_CLOCK_SKEW, Domain, Role, cache_ttl
+from visualdm.ownership import TOKEN_CLOCK_SKEW, TOKEN_VERIFY_CACHE_SIZE, Domain, Role, cache_ttl
 from visualdm.settings import Settings
 
 ALGORITHM = "HS256"
@@ -97,6 +98,8 @@ class TokenCodec:
                 "enforce_minimum_key_length": True,
             }
         )
+        # Only verified claims are remembered (lru_cache does not keep exceptions).
+        self._verified = lru_cache(maxsize=TOKEN_VERIFY_CACHE_SIZE)(self._verify_signature)
 
     def issue(self, user_id: int, roles: frozenset[Role]) -> tuple[str, TokenClaims]:
         """Return a signed token for the user and its claims."""
@@ -119,9 +122,17 @@ class TokenCodec:
 
     def decode(self, token: str) -> TokenClaims:
         """Verify `token` and return its claims; raises NotAuthenticated if it is not valid now."""
+        claims = self._verified(token)
+        now = self._clock.now()
+        if not claims.issued_at - TOKEN_CLOCK_SKEW <= now < claims.expires_at:
+            raise NotAuthenticated("invalid or expired token")
+        return claims
+
+    def _verify_signature(self, token: str) -> TokenClaims:
+        """The claims of a well-formed token signed with our key, whatever the time."""
         try:
             payload = self._jwt.decode(token, self._secret, algorithms=[ALGORITHM])
-            claims = TokenClaims(
+            return TokenClaims(
                 user_id=int(payload["sub"]),
                 roles=frozenset(Role(r) for r in payload["roles"]),
                 jti=_text(payload["jti"]),
@@ -130,10 +141,6 @@ class TokenCodec:
             )
         except (jwt.PyJWTError, KeyError, TypeError, ValueError, OverflowError, OSError):
             raise NotAuthenticated("invalid or expired token") from None
-        now = self._clock.now()
-        if not claims.issued_at - TOKEN_CLOCK_SKEW <= now < claims.expires_at:
-            raise NotAuthenticated("invalid or expired token")
-        return claims
 
 
 def _integer(value: object) -> int:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from visualdm.api.deps import CurrentActor, UoW
-from visualdm.api.etag import expected_version, not_modified_response, set_etag
+from visualdm.api.etag import document_response, expected_version, set_etag
 from visualdm.api.limits import ID_MAX, EntityId
 from visualdm.characters import service
 from visualdm.characters.schemas import (
@@ -69,14 +69,12 @@ async def create_character(
     responses={304: {"description": "Not modified"}},
 )
 async def get_character(
-    uow: UoW, actor: CurrentActor, character_id: EntityId, request: Request, response: Response
-) -> Any:
+    uow: UoW, actor: CurrentActor, character_id: EntityId, request: Request
+) -> Response:
     """Read one character; honours If-None-Match."""
-    got = await service.get_character(uow, actor=actor, character_id=character_id)
-    if (unchanged := not_modified_response(request, got.version)) is not None:
-        return unchanged
-    set_etag(response, got.version)
-    return got
+    # The hottest read: the cached document goes out as it is, with no model round trip.
+    document = await service.get_character_document(uow, actor=actor, character_id=character_id)
+    return document_response(request, document)
 
 
 @router.patch("/{character_id}")

@@ -6,6 +6,7 @@ System (spec 2.1); each call authorizes the module and the user, and audits what
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -108,6 +109,15 @@ async def create_character(
 
 async def get_character(uow: UnitOfWork, *, actor: Actor, character_id: int) -> CharacterRead:
     """Return a live character; NotFound if missing or soft-deleted."""
+    document = await get_character_document(uow, actor=actor, character_id=character_id)
+    return CharacterRead.model_validate(document)
+
+
+async def get_character_document(
+    uow: UnitOfWork, *, actor: Actor, character_id: int
+) -> Mapping[str, Any]:
+    """Return a live character as the JSON document of its `CharacterRead` (what the cache
+    holds, already validated when it was cached); NotFound if missing or soft-deleted."""
     async with uow.acting_as(MANAGEMENT):
         authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.READ)
 
@@ -120,7 +130,7 @@ async def get_character(uow: UnitOfWork, *, actor: Actor, character_id: int) -> 
         )
         if value is None:
             raise NotFound(ENTITY, character_id)
-        return CharacterRead.model_validate(value)
+        return value
 
 
 async def list_characters(
