@@ -165,11 +165,23 @@ static Py_ssize_t need_insert(const TreeObject *t, Py_ssize_t inserts)
     return inserts * (tree_height(t) + inserts + 2);
 }
 
-/* Spare nodes a removal may need: its condense reinserts fewer than min entries per level. */
+/* Spare nodes reserved before a removal. Its condense reinserts fewer than min entries per
+ * level, each able to split every level: h * min * (h + 2) in the worst case. That bound is
+ * reserved up front unless it would exceed REMOVE_RESERVE_BYTES (very large nodes); then
+ * condense tops the pool up before each reinsertion instead. */
+#define REMOVE_RESERVE_BYTES (4 << 20)
+
+static size_t node_bytes(const TreeObject *t)
+{
+    return sizeof(Node) + ((size_t)t->max_entries + 1) * (4 * sizeof(double) + sizeof(void *));
+}
+
 static Py_ssize_t need_remove(const TreeObject *t)
 {
     Py_ssize_t h = tree_height(t);
-    return h * t->min_entries * (h + 2) + 2;
+    Py_ssize_t worst = h * t->min_entries * (h + 2) + 2;
+    Py_ssize_t cap = (Py_ssize_t)(REMOVE_RESERVE_BYTES / node_bytes(t));
+    return worst < cap ? worst : (cap > h + 2 ? cap : h + 2);
 }
 
 /* Free spare nodes beyond what the next operations are likely to need. */
@@ -821,7 +833,12 @@ static void condense(TreeObject *t, Node **path, const int *idx, int depth, Orph
     }
     t->root = root;
     /* Orphans were gathered bottom-up, so walking them backwards inserts higher ones first. */
-    for (int i = norph - 1; i >= 0; i--) insert_entry(t, list[i].b, list[i].ptr, list[i].target);
+    for (int i = norph - 1; i >= 0; i--) {
+        /* Only with huge nodes can the up-front reservation (need_remove) fall short. */
+        if (t->nspare < tree_height(t) + 2 && reserve(t, tree_height(t) + 2) < 0)
+            Py_FatalError("out of memory while reinserting R-tree entries");
+        insert_entry(t, list[i].b, list[i].ptr, list[i].target);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -642,3 +642,23 @@ def test_malformed_snapshots_are_rejected(root: list[Any]) -> None:
     """from_dict refuses snapshots that would break the tree's invariants."""
     with pytest.raises(ValueError, match=r"snapshot|box"):  # InvalidBoxError is a ValueError
         RTree.from_dict({"format": "visualdm.rtree/1", "max_entries": 4, "size": 1, "root": root})
+
+
+@pytest.mark.parametrize("max_entries", [64, 500])
+def test_large_node_capacities(max_entries: int) -> None:
+    """Wide nodes (bounded up-front reservations, long split sorts) keep the invariants."""
+    rng = np.random.default_rng(max_entries)
+    lo = rng.random((6000, 2)) * 100
+    items = [(*b, i) for i, b in enumerate(np.hstack([lo, lo + rng.random((6000, 2))]).tolist())]
+    tree = RTree(max_entries)
+    tree.load(items[:3000])
+    for item in items[3000:]:
+        tree.insert(item)
+    for item in items[::2]:
+        assert tree.remove(item)
+    check_structure(tree)
+    q = (10.0, 10.0, 30.0, 20.0)
+    assert ids(tree.search(q)) == ids(brute_search(items[1::2], q))
+    assert [sq_dist(i, 50, 50) for i in tree.knn(50, 50, 9)] == sorted(
+        sq_dist(i, 50, 50) for i in items[1::2]
+    )[:9]
