@@ -208,6 +208,45 @@ static void free_subtree(Node *n, int decref)
     PyMem_Free(n);
 }
 
+static void gather_items(const Node *n, uintptr_t *out, Py_ssize_t *at)
+{
+    if (n->height == 1) {
+        for (int i = 0; i < n->count; i++) out[(*at)++] = (uintptr_t)n->ptr[i];
+    } else {
+        for (int i = 0; i < n->count; i++) gather_items((const Node *)n->ptr[i], out, at);
+    }
+}
+
+/* Free a detached tree of `size` items and release them in address order: the items of a large
+ * tree lie in spatial order, scattered in memory, and releasing them in that order missed the
+ * cache on every tuple and its floats. A radix sort of the addresses costs far less. */
+static void free_tree(Node *root, Py_ssize_t size)
+{
+    enum { DIGITS = 1 << 16 };
+    size_t bytes = sizeof(uintptr_t) * 2 * (size_t)size + sizeof(Py_ssize_t) * (DIGITS + 1);
+    uintptr_t *block = size > 4096 ? PyMem_Malloc(bytes) : NULL;
+    if (block == NULL) {
+        free_subtree(root, 1);
+        return;
+    }
+    uintptr_t *a = block, *b = block + size;
+    Py_ssize_t *count = (Py_ssize_t *)(block + 2 * size), n = 0;
+    gather_items(root, a, &n);
+    free_subtree(root, 0);
+    for (int shift = 0; shift < 64; shift += 16) {
+        memset(count, 0, sizeof(Py_ssize_t) * (DIGITS + 1));
+        for (Py_ssize_t i = 0; i < n; i++) count[((a[i] >> shift) & 0xFFFF) + 1]++;
+        if (count[((a[0] >> shift) & 0xFFFF) + 1] == n) continue; /* all alike in this digit */
+        for (int d = 0; d < DIGITS; d++) count[d + 1] += count[d];
+        for (Py_ssize_t i = 0; i < n; i++) b[count[(a[i] >> shift) & 0xFFFF]++] = a[i];
+        uintptr_t *tmp = a;
+        a = b;
+        b = tmp;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) Py_DECREF((PyObject *)a[i]);
+    PyMem_Free(block);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* argument parsing */
 
@@ -1248,9 +1287,10 @@ static int Tree_clear_refs(TreeObject *t)
         PyErr_Clear();
         return 0;
     }
+    Py_ssize_t size = t->size;
     t->root = take(t, 1);
     t->size = 0;
-    free_subtree(old, 1);
+    free_tree(old, size);
     trim_pool(t);
     return 0;
 }
@@ -1259,9 +1299,10 @@ static void Tree_dealloc(TreeObject *t)
 {
     PyObject_GC_UnTrack(t);
     Node *root = t->root;
+    Py_ssize_t size = t->size;
     t->root = NULL;
     t->size = 0;
-    if (root) free_subtree(root, 1);
+    if (root) free_tree(root, size);
     while (t->spare) {
         Node *n = t->spare;
         t->spare = n->ptr[0];
@@ -1510,9 +1551,10 @@ static PyObject *Tree_clear(TreeObject *t, PyObject *Py_UNUSED(ignored))
     if (ready(t) < 0 || check_not_busy(t) < 0) return NULL;
     Node *old = t->root;
     if (reserve(t, 1) < 0) return NULL;
+    Py_ssize_t size = t->size;
     t->root = take(t, 1);
     t->size = 0;
-    free_subtree(old, 1);
+    free_tree(old, size);
     trim_pool(t);
     Py_RETURN_NONE;
 }
