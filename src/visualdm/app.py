@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,6 +35,25 @@ ROUTERS = (
 )
 
 
+# Objects allocated between young collections (CPython's default is 700). A request makes
+# hundreds, so the default collects young objects several times per request, and every tenth
+# young collection promotes into a full-heap one.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def settle_garbage_collector() -> None:
+    """Tune the collector for serving: start-up objects frozen, young collections rarer.
+
+    The modules, routes, models and pools loaded at start-up live as long as the process;
+    frozen, they are no longer traversed by each full collection, which otherwise walked the
+    whole heap every few hundred requests.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the API for `settings` (or around an already built `runtime`, for tests)."""
     settings = settings or (runtime.settings if runtime else Settings())
@@ -47,6 +67,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         # one of them work at a time.
         scheduler = start_scheduler(rt) if rt.settings.scheduler else None
         app.state.runtime = rt
+        settle_garbage_collector()
         try:
             yield
         finally:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from visualdm.api.deps import CurrentActor, UoW
+from visualdm.api.deps import CurrentActor, UoW, current_actor, runtime_of
 from visualdm.api.etag import document_response, expected_version, set_etag
 from visualdm.api.limits import ID_MAX, EntityId
 from visualdm.characters import service
@@ -68,12 +68,14 @@ async def create_character(
     response_model=CharacterRead,
     responses={304: {"description": "Not modified"}},
 )
-async def get_character(
-    uow: UoW, actor: CurrentActor, character_id: EntityId, request: Request
-) -> Response:
+async def get_character(character_id: EntityId, request: Request) -> Response:
     """Read one character; honours If-None-Match."""
-    # The hottest read: the cached document goes out as it is, with no model round trip.
-    document = await service.get_character_document(uow, actor=actor, character_id=character_id)
+    # The hottest read, kept lean: authentication and the unit of work are called here rather
+    # than resolved as dependencies (same checks, same order, a fraction of the overhead), and
+    # the cached document goes out as it is, with no model round trip.
+    actor = await current_actor(request)
+    async with runtime_of(request).uow() as uow:
+        document = await service.get_character_document(uow, actor=actor, character_id=character_id)
     return document_response(request, document)
 
 
