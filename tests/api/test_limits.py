@@ -47,7 +47,7 @@ async def _run(
 
 
 async def test_a_streamed_body_past_the_limit_never_reaches_the_app_beyond_it() -> None:
-    app, sent = await _run([b"x" * 40] * 10, [], limit=100)
+    app, sent = await _run([b"x" * 40] * 10, [(b"transfer-encoding", b"chunked")], limit=100)
     assert app.received <= 100
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [413]
     assert orjson.loads(sent[-1]["body"])["type"] == "urn:visualdm:problem:content_too_large"

@@ -45,7 +45,11 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _body_framing(scope)
+        if declared is None and not chunked:
+            # HTTP/1.1 without Content-Length or Transfer-Encoding: no body (a plain GET).
+            await self.app(scope, receive, send)
+            return
         if declared is not None and declared > self.max_bytes:
             await _too_large(send)
             return
@@ -82,14 +86,20 @@ class BodySizeLimit:
                 raise
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length (None if absent or unreadable) and whether a
+    Transfer-Encoding is given (a chunked body of unknown length)."""
+    length: int | None = None
+    encoded = False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None
-    return None
+                encoded = True  # unreadable: watch the body as it streams
+        elif name == b"transfer-encoding":
+            encoded = True
+    return length, encoded
 
 
 async def _too_large(send: Send) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter
 
 
@@ -28,6 +30,16 @@ class CacheMetrics:
             ["domain", "operation"],
             registry=r,
         )
+
+        self._hits: dict[tuple[str, str], Any] = {}
+
+    def hit(self, domain: str, layer: str) -> None:
+        """Count a read answered by `layer` ("local" or "shared"); the hot path, so the
+        labelled child is resolved once."""
+        child = self._hits.get((domain, layer))
+        if child is None:
+            child = self._hits[(domain, layer)] = self.hits.labels(domain, layer)
+        child.inc()
 
     def value(self, name: str, **labels: str) -> float:
         """Return the current value of counter `name` (e.g. 'hits') for `labels`; 0 if unseen."""

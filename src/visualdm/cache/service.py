@@ -72,16 +72,18 @@ class CacheService:
     ) -> Loaded | None:
         """Return the entity (None if absent), loading it once on a miss; raises on bad keys."""
         key = self.keys.entity(domain, entity_id)
-        all_tags = k.check_tags([k.own_tag(domain, entity_id), *tags])
+        stored = self._local_hit(domain, key)
+        if stored is None:  # tags matter only to what is fetched and kept, so checked here
 
-        async def loader() -> tuple[Stored, int]:
-            value = await load()
-            if value is None:
-                return Stored(Kind.MISSING), -1
-            version = k.entity_version(value)
-            return Stored(Kind.VALUE, k.encode(dict(value))), version
+            async def loader() -> tuple[Stored, int]:
+                value = await load()
+                if value is None:
+                    return Stored(Kind.MISSING), -1
+                version = k.entity_version(value)
+                return Stored(Kind.VALUE, k.encode(dict(value))), version
 
-        stored = await self._read(domain, key, all_tags, loader)
+            all_tags = k.check_tags([k.own_tag(domain, entity_id), *tags])
+            stored = await self._read(domain, key, all_tags, loader)
         if stored.kind is not Kind.VALUE:
             return None
         found: dict[str, Any] = k.decode(stored.payload)
@@ -182,14 +184,20 @@ class CacheService:
         # Again after the change: a read that fetched the old value meanwhile must not keep it.
         self._forget_local(keys, tags)
 
-    async def _read(self, domain: Domain, key: str, tags: Sequence[str], loader: Loader) -> Stored:
+    def _local_hit(self, domain: Domain, key: str) -> Stored | None:
+        """The process-local copy of `key`, if it may be used and is there."""
         self._ensure_started()
-        label = domain.value
-        if self._local_usable() and self.local is not None:
-            found = self.local.get(key)
-            if found is not None:
-                self.metrics.hits.labels(label, "local").inc()
-                return found
+        if self.local is None or not self._local_usable():
+            return None
+        found = self.local.get(key)
+        if found is not None:
+            self.metrics.hit(domain.value, "local")
+        return found
+
+    async def _read(self, domain: Domain, key: str, tags: Sequence[str], loader: Loader) -> Stored:
+        found = self._local_hit(domain, key)
+        if found is not None:
+            return found
         return await self._flight.run(key, lambda: self._lookup(domain, key, tags, loader))
 
     async def _lookup(
@@ -208,7 +216,7 @@ class CacheService:
             self.metrics.misses.labels(label).inc()
             return (await self._load(label, loader))[0]
         if found is not None:
-            self.metrics.hits.labels(label, "shared").inc()
+            self.metrics.hit(label, "shared")
             self._keep_local(domain, key, found, tags, seq)
             return found
         self.metrics.misses.labels(label).inc()
