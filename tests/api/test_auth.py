@@ -229,3 +229,18 @@ async def test_a_cached_read_and_its_304_carry_the_budget_too(api: Api) -> None:
     assert again.status_code == 304
     assert again.headers["etag"] == first.headers["etag"]
     assert again.headers["ratelimit-remaining"] == "2"
+
+
+async def test_requests_without_a_good_token_spend_their_ip_budget(api: Api) -> None:
+    client, runtime = api
+    _small_limit(runtime, 2)
+    alice = await make_user(runtime, "alice")
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        _is_problem(await client.get("/v1/characters", headers=headers), 401, "not_authenticated")
+    over = await client.get("/v1/characters", headers={"Authorization": "Bearer guess"})
+    _is_problem(over, 429, "rate_limited")
+    assert int(over.headers["retry-after"]) >= 1
+    # A login is anonymous too, and the same IP has nothing left.
+    _is_problem(await log_in(client, "alice"), 429, "rate_limited")
+    # A user with a good token spends their own budget, not the IP's.
+    assert (await client.get("/v1/characters", headers=alice.headers)).status_code == 200

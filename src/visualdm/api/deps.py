@@ -69,9 +69,16 @@ async def current_actor(request: Request) -> UserActor:
     Roles come from the token: any role change, deactivation or deletion revokes the user's
     tokens, so stale roles die with them. Both checks are one gate call (one Redis round trip).
     """
-    auth = runtime_of(request).auth
-    claims = auth.codec.decode(bearer_token(request))
-    _spent(request, await auth.gate.admit(claims))
+    runtime = runtime_of(request)
+    try:
+        claims = runtime.auth.codec.decode(bearer_token(request))
+        state = await runtime.auth.gate.admit(claims)
+    except NotAuthenticated:
+        # A request without a good token is anonymous: it spends its IP's budget, so guessing
+        # tokens is limited like any other unauthenticated traffic (429 once it is spent).
+        await anonymous_limit(request, runtime)
+        raise
+    _spent(request, state)
     return UserActor(claims.user_id, claims.roles)
 
 

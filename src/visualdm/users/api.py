@@ -32,9 +32,10 @@ async def register(uow: UoW, body: UserCreate, response: Response) -> UserRead:
     return made
 
 
-@auth_router.post("/login")
+@auth_router.post("/login", dependencies=[AnonymousLimit])
 async def login(runtime: RuntimeDep, body: LoginRequest, request: Request) -> TokenResponse:
-    """Exchange credentials for a bearer token; 401 if refused, 429 while throttled."""
+    """Exchange credentials for a bearer token; 401 if refused, 429 while throttled or when
+    the client IP has spent its request budget."""
     # This handler owns its unit of work: the attempt's audit entry commits before a failed
     # attempt is raised as an error (which would roll a request-scoped unit of work back).
     async with runtime.uow() as uow:
