@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, ColumnElement, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import QueryableAttribute
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,9 @@ class IdSet:
     ids: Sequence[int]
     dialect: str
 
-    def match(self, column: ColumnElement[int] | ColumnElement[int | None]) -> ColumnElement[bool]:
+    def match(
+        self, column: ColumnElement[int] | ColumnElement[int | None] | QueryableAttribute[int]
+    ) -> ColumnElement[bool]:
         """The condition `column` is one of the ids."""
         if self.dialect == "postgresql":
             param = bindparam(None, list(self.ids), type_=ARRAY(BigInteger()))

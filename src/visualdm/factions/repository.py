@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from visualdm.db.idset import IdSet
 from visualdm.db.text import ilike_contains
 from visualdm.errors import NotFound
 from visualdm.factions.models import CharacterFaction, Faction, FactionRelation
@@ -154,13 +155,13 @@ async def members_page(
     return list((await session.scalars(stmt.order_by(CharacterFaction.id).limit(limit))).all())
 
 
-async def memberships_of(session: AsyncSession, character_id: int) -> list[CharacterFaction]:
-    """Return the memberships of `character_id` in live factions, by faction id."""
+async def memberships_of(session: AsyncSession, characters: IdSet) -> list[CharacterFaction]:
+    """Return the memberships of `characters` in live factions, by character, then faction."""
     rows = await session.scalars(
         select(CharacterFaction)
         .join(Faction, Faction.id == CharacterFaction.faction_id)
-        .where(CharacterFaction.character_id == character_id, Faction.deleted_at.is_(None))
-        .order_by(CharacterFaction.faction_id)
+        .where(characters.match(CharacterFaction.character_id), Faction.deleted_at.is_(None))
+        .order_by(CharacterFaction.character_id, CharacterFaction.faction_id)
     )
     return list(rows.all())
 

@@ -6,6 +6,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from visualdm.db.idset import IdSet
 from visualdm.db.text import ilike_contains
 from visualdm.errors import Conflict, NotFound
 from visualdm.quests.models import CharacterQuest, Quest
@@ -137,15 +138,15 @@ async def assignments_of_quest(session: AsyncSession, quest_id: int) -> list[Cha
     return list(rows.all())
 
 
-async def assignments_of_character(
-    session: AsyncSession, character_id: int
+async def assignments_of_characters(
+    session: AsyncSession, characters: IdSet
 ) -> list[CharacterQuest]:
-    """Return the character's assignments of live quests, oldest first."""
+    """Return the assignments of `characters` to live quests, by character, oldest first."""
     rows = await session.scalars(
         select(CharacterQuest)
         .join(Quest, Quest.id == CharacterQuest.quest_id)
-        .where(CharacterQuest.character_id == character_id, Quest.deleted_at.is_(None))
-        .order_by(CharacterQuest.id)
+        .where(characters.match(CharacterQuest.character_id), Quest.deleted_at.is_(None))
+        .order_by(CharacterQuest.character_id, CharacterQuest.id)
     )
     return list(rows.all())
 

@@ -49,17 +49,13 @@ def sections(actor: Actor) -> list[ExportSection]:
         return "characters", [c.model_dump(mode="json") for c in await mine(uow, user_id)]
 
     async def membership_rows(uow: UnitOfWork, user_id: int) -> tuple[str, list[dict[str, Any]]]:
-        rows: list[dict[str, Any]] = []
-        for c in await mine(uow, user_id):
-            got = await factions.memberships_of(uow, actor=actor, character_id=c.id)
-            rows += [m.model_dump(mode="json") for m in got]
-        return "faction_memberships", rows
+        ids = [c.id for c in await mine(uow, user_id)]
+        got = await factions.memberships_of_characters(uow, actor=actor, character_ids=ids)
+        return "faction_memberships", [m.model_dump(mode="json") for m in got]
 
     async def assignment_rows(uow: UnitOfWork, user_id: int) -> tuple[str, list[dict[str, Any]]]:
-        rows: list[dict[str, Any]] = []
-        for c in await mine(uow, user_id):
-            got = await quests.assignments_of_character(uow, actor=actor, character_id=c.id)
-            rows += [a.model_dump(mode="json") for a in got]
-        return "quest_assignments", rows
+        ids = [c.id for c in await mine(uow, user_id)]
+        got = await quests.assignments_of_characters(uow, actor=actor, character_ids=ids)
+        return "quest_assignments", [a.model_dump(mode="json") for a in got]
 
     return [character_rows, membership_rows, assignment_rows]

@@ -34,6 +34,7 @@ from visualdm.factions.service._membership import (
     leave_faction,
     list_members,
     memberships_of,
+    memberships_of_characters,
 )
 from visualdm.factions.service._relations import get_relation, list_relations, set_relation
 
@@ -59,6 +60,7 @@ __all__ = [
     "list_relations",
     "members_tag",
     "memberships_of",
+    "memberships_of_characters",
     "repo",
     "restore_faction",
     "set_relation",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -12,6 +13,7 @@ from visualdm.access.principals import Actor
 from visualdm.audit import service as audit
 from visualdm.cache import hooks as cache
 from visualdm.characters import service as characters
+from visualdm.db.idset import IdSet
 from visualdm.db.pagination import decode_cursor, next_cursor, page_size
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import Conflict, NotFound, RuleViolation
@@ -214,10 +216,22 @@ async def memberships_of(
     uow: UnitOfWork, *, actor: Actor, character_id: int
 ) -> list[MembershipRead]:
     """Return a live character's memberships of live factions; NotFound if it is not live."""
+    return await memberships_of_characters(uow, actor=actor, character_ids=[character_id])
+
+
+async def memberships_of_characters(
+    uow: UnitOfWork, *, actor: Actor, character_ids: Sequence[int]
+) -> list[MembershipRead]:
+    """Return live characters' memberships of live factions, by character, then faction, in
+    one query; NotFound for the first character that is not live."""
     async with uow.acting_as(MANAGEMENT):
         authorize(actor, MANAGEMENT, Resource.FACTION_MEMBERSHIP, Action.READ)
-        await characters.ensure_live(uow, [character_id])
-        return [_membership_read(r) for r in await repo.memberships_of(uow.session, character_id)]
+        ids = list(character_ids)
+        if not ids:
+            return []
+        await characters.ensure_live(uow, ids)
+        rows = await repo.memberships_of(uow.session, IdSet(ids, uow.db.dialect))
+        return [_membership_read(r) for r in rows]
 
 
 async def is_member(uow: UnitOfWork, *, character_id: int, faction_id: int) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from visualdm.access.policy import authorize
@@ -10,6 +10,7 @@ from visualdm.access.principals import Actor
 from visualdm.audit import service as audit
 from visualdm.cache import hooks as cache
 from visualdm.characters import service as characters
+from visualdm.db.idset import IdSet
 from visualdm.db.retry import flush_versioned
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import Conflict, NotFound, RuleViolation
@@ -245,7 +246,9 @@ async def assignments_of_character(
         await characters.ensure_live(uow, [character_id])
 
         async def load() -> list[Any]:
-            rows = await repo.assignments_of_character(uow.session, character_id)
+            rows = await repo.assignments_of_characters(
+                uow.session, IdSet([character_id], uow.db.dialect)
+            )
             return [_assignment_snapshot(r) for r in rows]
 
         values = await cache.read_list_through(
@@ -256,6 +259,21 @@ async def assignments_of_character(
             tags=[f"character:{character_id}:quests", f"character:{character_id}"],
         )
         return [AssignmentRead.model_validate(v) for v in values]
+
+
+async def assignments_of_characters(
+    uow: UnitOfWork, *, actor: Actor, character_ids: Sequence[int]
+) -> list[AssignmentRead]:
+    """Return live characters' assignments of live quests, by character, oldest first, in one
+    query (uncached: for exports); NotFound for the first character that is not live."""
+    async with uow.acting_as(MANAGEMENT):
+        authorize(actor, MANAGEMENT, Resource.QUEST_ASSIGNMENT, Action.READ)
+        ids = list(character_ids)
+        if not ids:
+            return []
+        await characters.ensure_live(uow, ids)
+        rows = await repo.assignments_of_characters(uow.session, IdSet(ids, uow.db.dialect))
+        return [assignment_read(r) for r in rows]
 
 
 async def assignments_of_quest(
