@@ -155,6 +155,22 @@ async def members_page(
     return list((await session.scalars(stmt.order_by(CharacterFaction.id).limit(limit))).all())
 
 
+async def live_factions_joined(
+    session: AsyncSession, character_id: int, factions: IdSet
+) -> set[int]:
+    """Return which of `factions` are live and have `character_id` as a member."""
+    rows = await session.scalars(
+        select(CharacterFaction.faction_id)
+        .join(Faction, Faction.id == CharacterFaction.faction_id)
+        .where(
+            CharacterFaction.character_id == character_id,
+            factions.match(CharacterFaction.faction_id),
+            Faction.deleted_at.is_(None),
+        )
+    )
+    return set(rows.all())
+
+
 async def memberships_of(session: AsyncSession, characters: IdSet) -> list[CharacterFaction]:
     """Return the memberships of `characters` in live factions, by character, then faction."""
     rows = await session.scalars(

@@ -29,6 +29,7 @@ from visualdm.factions.service._factions import (
 )
 from visualdm.factions.service._membership import (
     adjust_standing,
+    factions_joined,
     is_member,
     join_faction,
     leave_faction,
@@ -50,6 +51,7 @@ __all__ = [
     "children",
     "create_faction",
     "delete_faction",
+    "factions_joined",
     "get_faction",
     "get_relation",
     "is_member",

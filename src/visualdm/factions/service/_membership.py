@@ -239,7 +239,18 @@ async def is_member(uow: UnitOfWork, *, character_id: int, faction_id: int) -> b
 
     The character's own liveness is not checked: callers hold a live character already.
     """
+    return faction_id in await factions_joined(
+        uow, character_id=character_id, faction_ids=[faction_id]
+    )
+
+
+async def factions_joined(
+    uow: UnitOfWork, *, character_id: int, faction_ids: Sequence[int]
+) -> set[int]:
+    """Which of `faction_ids` are live factions the character belongs to, in one query; a
+    system check, no actor (the character's own liveness is the caller's to know)."""
+    if not faction_ids:
+        return set()
     async with uow.acting_as(MANAGEMENT):
-        if await repo.get(uow.session, faction_id) is None:
-            return False
-        return await repo.membership(uow.session, faction_id, character_id) is not None
+        ids = IdSet(list(faction_ids), uow.db.dialect)
+        return await repo.live_factions_joined(uow.session, character_id, ids)

@@ -27,8 +27,11 @@ async def check_requirements(uow: UnitOfWork, quest: Quest, character_id: int) -
                 required=needs.min_level,
                 actual=character.level,
             )
+    held = await factions.factions_joined(
+        uow, character_id=character_id, faction_ids=needs.factions
+    )
     for faction_id in needs.factions:
-        if not await factions.is_member(uow, character_id=character_id, faction_id=faction_id):
+        if faction_id not in held:
             raise RuleViolation(
                 f"quest {quest.id} requires membership of faction {faction_id}; character "
                 f"{character_id} is not a member (or the faction no longer exists)",
