@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from visualdm.api import errors
+from visualdm.api import errors, lean
 from visualdm.api.limits import BodySizeLimit, RateLimitHeaders
 from visualdm.api.metrics import RequestMetrics
+from visualdm.characters.api import LEAN_ROUTES as CHARACTER_LEAN_ROUTES
 from visualdm.characters.api import router as characters_router
 from visualdm.factions.api import router as factions_router
 from visualdm.lifecycle.api import router as queue_router
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(RequestMetrics)
     for router in ROUTERS:
         app.include_router(router)
+    lean.install(app, CHARACTER_LEAN_ROUTES)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from visualdm.api.deps import CurrentActor, UoW, current_actor, runtime_of
 from visualdm.api.etag import document_response, expected_version, set_etag
+from visualdm.api.lean import lean_route, path_id
 from visualdm.api.limits import ID_MAX, EntityId
 from visualdm.characters import service
 from visualdm.characters.schemas import (
@@ -70,6 +71,11 @@ async def create_character(
 )
 async def get_character(character_id: EntityId, request: Request) -> Response:
     """Read one character; honours If-None-Match."""
+    # Served by the lean route below for any decimal id; this declaration documents it.
+    return await _read_character(request, character_id)
+
+
+async def _read_character(request: Request, character_id: int) -> Response:
     # The hottest read, kept lean: authentication and the unit of work are called here rather
     # than resolved as dependencies (same checks, same order, a fraction of the overhead), and
     # the cached document goes out as it is, with no model round trip.
@@ -77,6 +83,20 @@ async def get_character(character_id: EntityId, request: Request) -> Response:
     async with runtime_of(request).uow() as uow:
         document = await service.get_character_document(uow, actor=actor, character_id=character_id)
     return document_response(request, document)
+
+
+async def _lean_read_character(request: Request) -> Response:
+    return await _read_character(request, path_id(request, "character_id"))
+
+
+LEAN_ROUTES = (
+    lean_route(
+        "/v1/characters/{character_id:int}",
+        _lean_read_character,
+        documented_as="/v1/characters/{character_id}",
+    ),
+)
+"""Plain Starlette routes for this domain's hottest reads (api/lean.py), installed first."""
 
 
 @router.patch("/{character_id}")
