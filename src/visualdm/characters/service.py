@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from visualdm.access.policy import authorize
 from visualdm.access.principals import Actor, UserActor
 from visualdm.audit import service as audit
@@ -28,6 +26,7 @@ from visualdm.characters.schemas import (
     Position,
     PositionResult,
 )
+from visualdm.db.inserts import inserted
 from visualdm.db.pagination import decode_cursor, next_cursor, page_size
 from visualdm.db.retry import flush_versioned, retry_on_conflict
 from visualdm.db.unit_of_work import UnitOfWork
@@ -93,14 +92,8 @@ async def create_character(
             updated_at=now,
             last_active_at=now,
         )
-        try:
-            async with uow.session.begin_nested():
-                uow.session.add(row)
-                await uow.session.flush()
-        except IntegrityError as exc:
-            raise RuleViolation(
-                f"owner {owner_id} is not an existing user", owner_id=owner_id
-            ) from exc
+        if not await inserted(uow.session, row):
+            raise RuleViolation(f"owner {owner_id} is not an existing user", owner_id=owner_id)
         snapshot = _snapshot(row)
         audit.record_created(uow, actor=actor, entity=ENTITY, entity_id=row.id, values=snapshot)
         _after_write(uow, row, "character.created", snapshot)

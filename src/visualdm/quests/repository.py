@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from visualdm.db.idset import IdSet
+from visualdm.db.inserts import inserted
 from visualdm.db.text import ilike_contains
 from visualdm.errors import Conflict, NotFound
 from visualdm.quests.models import CharacterQuest, Quest
@@ -106,16 +106,12 @@ async def get_assignment_live(
 
 async def add_assignment(session: AsyncSession, row: CharacterQuest) -> None:
     """Insert an assignment; Conflict if the pair exists (a racer got there first)."""
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError as exc:
+    if not await inserted(session, row):
         raise Conflict(
             f"character {row.character_id} already has quest {row.quest_id}",
             quest_id=row.quest_id,
             character_id=row.character_id,
-        ) from exc
+        )
 
 
 async def slots_taken(session: AsyncSession, quest_id: int) -> int:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from visualdm.db.inserts import inserted
 from visualdm.errors import Conflict
 from visualdm.users.models import User
 
@@ -38,14 +38,9 @@ async def username_taken(session: AsyncSession, username: str) -> bool:
 
 async def add(session: AsyncSession, user: User) -> User:
     """Insert `user` and assign its id; raises Conflict if the name is taken (any case)."""
-    try:
-        # A savepoint keeps the transaction usable after the violation, so the caller sees
-        # Conflict rather than a "pending rollback" error from its next statement.
-        async with session.begin_nested():
-            session.add(user)
-    except IntegrityError as exc:
+    if not await inserted(session, user):
         # Two registrations raced past username_taken(); the unique index decided.
-        raise Conflict(f"username {user.username!r} is taken", field="username") from exc
+        raise Conflict(f"username {user.username!r} is taken", field="username")
     return user
 
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from visualdm.access.policy import authorize
 from visualdm.access.principals import Actor
@@ -14,6 +13,7 @@ from visualdm.audit import service as audit
 from visualdm.cache import hooks as cache
 from visualdm.characters import service as characters
 from visualdm.db.idset import IdSet
+from visualdm.db.inserts import inserted
 from visualdm.db.pagination import decode_cursor, next_cursor, page_size
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import Conflict, NotFound, RuleViolation
@@ -77,13 +77,7 @@ async def _insert_membership(
         standing=standing,
         joined_at=uow.clock.now(),
     )
-    try:
-        async with uow.session.begin_nested():
-            uow.session.add(row)
-            await uow.session.flush()
-    except IntegrityError:
-        return None
-    return row
+    return row if await inserted(uow.session, row) else None
 
 
 async def join_faction(

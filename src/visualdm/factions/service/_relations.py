@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from visualdm.access.policy import authorize
 from visualdm.access.principals import Actor
 from visualdm.audit import service as audit
 from visualdm.cache import hooks as cache
+from visualdm.db.inserts import inserted
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import Conflict, NotFound, RuleViolation
 from visualdm.events.bus import DomainEvent
@@ -89,11 +88,7 @@ async def _create_relation(
             score=score,
             updated_at=uow.clock.now(),
         )
-        try:
-            async with uow.session.begin_nested():
-                uow.session.add(row)
-                await uow.session.flush()
-        except IntegrityError:
+        if not await inserted(uow.session, row):
             return None
         changed = audit.diff({}, {"stance": row.stance, "score": row.score})
         _relation_written(uow, actor, row, "create", changed)
