@@ -19,6 +19,7 @@ from visualdm.characters.api import router as characters_router
 from visualdm.factions.api import router as factions_router
 from visualdm.lifecycle.api import router as queue_router
 from visualdm.lifecycle.runner import start_scheduler
+from visualdm.ownership import GC_YOUNG_THRESHOLD
 from visualdm.quests.api import router as quests_router
 from visualdm.runtime import Runtime, build_runtime
 from visualdm.settings import Settings
@@ -34,12 +35,6 @@ ROUTERS = (
     queue_router,
     world_router,
 )
-
-
-# Objects allocated between young collections (CPython's default is 700). A request makes
-# hundreds, so the default collects young objects several times per request, and every tenth
-# young collection promotes into a full-heap one.
-GC_YOUNG_THRESHOLD = 50_000
 
 
 def settle_garbage_collector() -> None:

@@ -858,5 +858,12 @@ CACHE_PURGE_BATCH = 500
 CACHE_MEMORY_SWEEP_EVERY = 1024
 """Writes between sweeps of expired entries in the memory backend, so dead keys cannot pile up."""
 
+GC_YOUNG_THRESHOLD = 50_000
+"""Allocations between young garbage collections in a serving process (CPython's default: 700).
+
+A request makes hundreds of objects, so the default ran several young collections per request,
+and every tenth promoted into a full collection of the heap.
+"""
+
 STREAM_LAG_SAMPLES = 100_000
 """Recent send-to-apply lags a stream consumer keeps for reporting (older ones are dropped)."""

@@ -80,8 +80,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         metrics.rate_limited.inc()
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
-        # The draft RateLimit fields go on refusals too (a dependency's response headers are
-        # dropped when it raises), so clients see the budget on the answer that matters most.
+        # The draft RateLimit fields go on refusals too, from the refusal itself: the login
+        # throttle's 429 has spent no request budget for RateLimitHeaders to report.
         response.headers["RateLimit-Limit"] = str(exc.limit)
         response.headers["RateLimit-Remaining"] = str(exc.remaining)
         response.headers["RateLimit-Reset"] = str(exc.retry_after)

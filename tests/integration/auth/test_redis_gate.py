@@ -31,6 +31,19 @@ async def _issued(store: RedisTokenStore, clock: FrozenClock, jti: str, user: in
     return claims
 
 
+def _count_script_calls(gate: RedisGate) -> list[int]:
+    """Count the gate's script calls (round trips) in the returned one-element list."""
+    calls = [0]
+    script = gate._admit
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        return await script(*args, **kwargs)
+
+    gate._admit = counted  # type: ignore[method-assign]
+    return calls
+
+
 async def test_concurrent_requests_share_one_call_and_the_limit_holds_exactly(
     redis_a: Redis, redis_b: Redis, prefix: str, clock: FrozenClock
 ) -> None:
@@ -41,17 +54,9 @@ async def test_concurrent_requests_share_one_call_and_the_limit_holds_exactly(
     )
     alice = await _issued(store, clock, "alice-1", 1)
     bob = await _issued(store, clock, "bob-1", 2)
-    calls = 0
-    script = one._admit
-
-    async def counted(*args: object, **kwargs: object) -> object:
-        nonlocal calls
-        calls += 1
-        return await script(*args, **kwargs)
-
-    one._admit = counted  # type: ignore[method-assign]
+    calls = _count_script_calls(one)
     states = await asyncio.gather(*(one.admit(alice) for _ in range(5)), one.admit(bob))
-    assert calls == 1  # six requests, one round trip
+    assert calls == [1]  # six requests, one round trip
     assert [s.allowed for s in states] == [True, True, True, False, False, True]
     assert [s.remaining for s in states[:3]] == [2, 1, 0]
     assert states[3].reset_after >= 1
@@ -123,15 +128,7 @@ async def test_batches_are_cut_at_their_size(
     store = RedisTokenStore(redis_a, prefix=prefix, clock=clock)
     gate = RedisGate(redis_a, store, _limiter(redis_a, prefix, 100), max_batch=batch)
     users = [await _issued(store, clock, f"u{i}", 100 + i) for i in range(5)]
-    calls = 0
-    script = gate._admit
-
-    async def counted(*args: object, **kwargs: object) -> object:
-        nonlocal calls
-        calls += 1
-        return await script(*args, **kwargs)
-
-    gate._admit = counted  # type: ignore[method-assign]
+    calls = _count_script_calls(gate)
     states = await asyncio.gather(*(gate.admit(u) for u in users))
     assert all(s.allowed and s.remaining == 99 for s in states)
-    assert calls == -(-5 // batch)
+    assert calls == [-(-5 // batch)]
