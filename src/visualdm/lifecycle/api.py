@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,23 +23,6 @@ class AssignmentRequestCreate(BaseModel):
     character_id: int = Field(ge=1, le=ID_MAX)
 
 
-class AssignmentRequestRead(BaseModel):
-    """A queued request: pending, then applied (with the assignment) or rejected (with why)."""
-
-    id: int
-    quest_id: int
-    character_id: int
-    status: str
-    outcome: str | None
-    assignment_id: int | None
-    requested_at: datetime
-    processed_at: datetime | None
-
-
-def _read(found: queue.RequestRead) -> AssignmentRequestRead:
-    return AssignmentRequestRead.model_validate(found, from_attributes=True)
-
-
 @router.post("/v1/quests/{quest_id}/assignment-requests", status_code=status.HTTP_202_ACCEPTED)
 async def request_assignment(
     runtime: RuntimeDep,
@@ -48,7 +30,7 @@ async def request_assignment(
     quest_id: EntityId,
     body: AssignmentRequestCreate,
     response: Response,
-) -> AssignmentRequestRead:
+) -> queue.AssignmentRequestRead:
     """Queue the request, then drain the queue once; the body says where it stands now."""
     async with runtime.uow() as uow:
         queued = await queue.enqueue_assignment(
@@ -62,12 +44,12 @@ async def request_assignment(
     async with runtime.uow() as uow:
         current = await queue.get_request(uow, actor=actor, request_id=queued.id)
     response.headers["Location"] = f"/v1/assignment-requests/{queued.id}"
-    return _read(current)
+    return current
 
 
 @router.get("/v1/assignment-requests/{request_id}")
 async def get_assignment_request(
     uow: UoW, actor: CurrentActor, request_id: EntityId
-) -> AssignmentRequestRead:
+) -> queue.AssignmentRequestRead:
     """Where a queued assignment request stands."""
-    return _read(await queue.get_request(uow, actor=actor, request_id=request_id))
+    return await queue.get_request(uow, actor=actor, request_id=request_id)

@@ -9,9 +9,9 @@ BEGIN IMMEDIATE serializes all of it. See docs/adr/0004-quest-assignment-queue.m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 
 from visualdm.access.policy import authorize
@@ -36,9 +36,10 @@ MANAGEMENT = Module.QUEST_MANAGEMENT
 ENTITY = "quest_assignment_request"
 
 
-@dataclass(frozen=True)
-class RequestRead:
-    """A queued request and, once processed, its outcome."""
+class AssignmentRequestRead(BaseModel):
+    """A queued request: pending, then applied (with the assignment) or rejected (with why)."""
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
 
     id: int
     quest_id: int
@@ -50,17 +51,8 @@ class RequestRead:
     processed_at: datetime | None
 
 
-def _read(row: QuestAssignmentRequest) -> RequestRead:
-    return RequestRead(
-        row.id,
-        row.quest_id,
-        row.character_id,
-        row.status,
-        row.outcome,
-        row.assignment_id,
-        row.requested_at,
-        row.processed_at,
-    )
+def _read(row: QuestAssignmentRequest) -> AssignmentRequestRead:
+    return AssignmentRequestRead.model_validate(row)
 
 
 def _actor_of(row: QuestAssignmentRequest) -> Actor:
@@ -71,7 +63,7 @@ def _actor_of(row: QuestAssignmentRequest) -> Actor:
 
 async def enqueue_assignment(
     uow: UnitOfWork, *, actor: Actor, quest_id: int, character_id: int
-) -> RequestRead:
+) -> AssignmentRequestRead:
     """Queue a request to give `quest_id` to `character_id`; NotFound if either is not live."""
     async with uow.acting_as(MANAGEMENT):
         authorize(actor, MANAGEMENT, Resource.QUEST_ASSIGNMENT, Action.CREATE)
@@ -106,7 +98,7 @@ async def enqueue_assignment(
         return _read(row)
 
 
-async def get_request(uow: UnitOfWork, *, actor: Actor, request_id: int) -> RequestRead:
+async def get_request(uow: UnitOfWork, *, actor: Actor, request_id: int) -> AssignmentRequestRead:
     """Return a queued request and its outcome; NotFound if there is none."""
     async with uow.acting_as(MANAGEMENT):
         authorize(actor, MANAGEMENT, Resource.QUEST_ASSIGNMENT, Action.READ)
