@@ -21,7 +21,7 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 
-from visualdm.events.bus import DomainEvent, Handler
+from visualdm.events.bus import DomainEvent, Handler, InProcessBus
 from visualdm.ownership import STREAM_LAG_SAMPLES
 
 BatchHandler = Callable[[list[DomainEvent]], Awaitable[None]]
@@ -80,14 +80,15 @@ class RedisStreamBus:
         self.last_id = START
         # Send-to-handled lag of recent remote events; the deque drops the oldest by itself.
         self.lag_seconds: deque[float] = deque(maxlen=STREAM_LAG_SAMPLES)
-        self._handlers: list[tuple[str, Handler]] = []
+        # Other processes' events reach this process's handlers as the in-process bus delivers.
+        self._local = InProcessBus()
         self._batch_handlers: list[tuple[tuple[str, ...], BatchHandler]] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
     def subscribe(self, prefix: str, handler: Handler) -> None:
         """Call `handler` for every other process's event whose name starts with `prefix`."""
-        self._handlers.append((prefix, handler))
+        self._local.subscribe(prefix, handler)
 
     def subscribe_batch(self, prefixes: tuple[str, ...], handler: BatchHandler) -> None:
         """Call `handler` once per read with every matching event of that read, in order."""
@@ -164,13 +165,7 @@ class RedisStreamBus:
                     events.append(decoded[0])
                     sent.append(decoded[1])
                 self.last_id = _as_str(entry_id)
-        for event in events:
-            for prefix, handler in self._handlers:
-                if event.name.startswith(prefix):
-                    try:
-                        await handler(event)
-                    except Exception:
-                        log.exception("stream event handler failed", event=event.name)
+        await self._local.publish(events)
         for prefixes, batch_handler in self._batch_handlers:
             chosen = [e for e in events if e.name.startswith(prefixes)]
             if chosen:
