@@ -39,7 +39,9 @@ async def get_live(
 async def get_deleted(session: AsyncSession, character_id: int) -> Character:
     """Return a soft-deleted character (for restore); NotFound otherwise."""
     row = await session.scalar(
-        select(Character).where(Character.id == character_id, Character.deleted_at.is_not(None))
+        select(Character)
+        .where(Character.id == character_id, Character.deleted_at.is_not(None))
+        .execution_options(populate_existing=True)
     )
     if row is None:
         raise NotFound("character", character_id, f"no deleted character {character_id}")

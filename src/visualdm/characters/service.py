@@ -28,8 +28,8 @@ from visualdm.characters.schemas import (
 )
 from visualdm.db.inserts import inserted
 from visualdm.db.pagination import decode_cursor, next_cursor, page_size
-from visualdm.db.retry import flush_versioned, retry_on_conflict
 from visualdm.db.unit_of_work import UnitOfWork
+from visualdm.db.versioned import retry_on_conflict, update_versioned, write_versioned
 from visualdm.errors import NotFound, RuleViolation, VersionConflict
 from visualdm.events.bus import DomainEvent
 from visualdm.ownership import Action, Domain, Module, Resource
@@ -155,27 +155,35 @@ async def update_character(
     changes: CharacterUpdate,
     expected_version: int | None = None,
 ) -> CharacterRead:
-    """Apply a partial update; VersionConflict if `expected_version` (or a racer) is stale."""
+    """Apply a partial update; VersionConflict if `expected_version` is stale (or a racer wins
+    every try when none was given)."""
+    given = changes.model_dump(exclude_unset=True)
+    for name, value in given.items():
+        if value is None:
+            raise RuleViolation(f"{name} cannot be null", field=name)
     async with uow.acting_as(MANAGEMENT):
-        row = await repo.get_live(uow.session, character_id, fresh=True)
-        authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
-        if expected_version is not None and row.version != expected_version:
-            raise VersionConflict(ENTITY, character_id, current_version=row.version)
-        before = _snapshot(row)
-        for name, value in changes.model_dump(exclude_unset=True).items():
-            if value is None:
-                raise RuleViolation(f"{name} cannot be null", field=name)
-            setattr(row, name, value)
-        if row.hp > row.max_hp:
-            raise RuleViolation("hp cannot exceed max_hp", hp=row.hp, max_hp=row.max_hp)
-        now = uow.clock.now()
-        row.updated_at = now
-        row.last_active_at = now
-        await flush_versioned(uow, Character, ENTITY, character_id)
-        changed = audit.diff(before, _snapshot(row))
-        changed.pop("version", None)
-        changed.pop("updated_at", None)
-        changed.pop("last_active_at", None)
+
+        async def attempt(lock: bool) -> tuple[Character, dict[str, Any]] | None:
+            row = await repo.get_live(uow.session, character_id, fresh=True, lock=lock)
+            authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
+            if expected_version is not None and row.version != expected_version:
+                raise VersionConflict(ENTITY, character_id, current_version=row.version)
+            hp, max_hp = given.get("hp", row.hp), given.get("max_hp", row.max_hp)
+            if hp > max_hp:
+                raise RuleViolation("hp cannot exceed max_hp", hp=hp, max_hp=max_hp)
+            before = _snapshot(row)
+            now = uow.clock.now()
+            values = {**given, "updated_at": now, "last_active_at": now}
+            if expected_version is not None:
+                # The client's version is the condition: a racer means a conflict, not a retry.
+                await write_versioned(uow, row, values, entity=ENTITY)
+            elif not await update_versioned(uow, row, values):
+                return None
+            return row, audit.diff(before, _snapshot(row))
+
+        row, changed = await retry_on_conflict(uow, Character, ENTITY, character_id, attempt)
+        for bookkeeping in ("version", "updated_at", "last_active_at"):
+            changed.pop(bookkeeping, None)
         audit.record(
             uow, actor=actor, action="update", entity=ENTITY, entity_id=row.id, changes=changed
         )
@@ -191,14 +199,20 @@ async def grant_xp(
         raise RuleViolation("XP grants must be positive", amount=amount)
     async with uow.acting_as(MANAGEMENT):
 
-        async def attempt(lock: bool) -> tuple[Character, dict[str, Any]]:
+        async def attempt(lock: bool) -> tuple[Character, dict[str, Any]] | None:
             row = await repo.get_live(uow.session, character_id, fresh=True, lock=lock)
             authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
             before = {"xp": row.xp, "level": row.level}
-            row.xp += amount
-            row.level = max(row.level, level_for_xp(row.xp))
-            row.updated_at = row.last_active_at = uow.clock.now()
-            await uow.session.flush()
+            xp = row.xp + amount
+            now = uow.clock.now()
+            values = {
+                "xp": xp,
+                "level": max(row.level, level_for_xp(xp)),
+                "updated_at": now,
+                "last_active_at": now,
+            }
+            if not await update_versioned(uow, row, values):
+                return None
             return row, audit.diff(before, {"xp": row.xp, "level": row.level})
 
         row, changed = await retry_on_conflict(uow, Character, ENTITY, character_id, attempt)
@@ -212,10 +226,14 @@ async def grant_xp(
 async def delete_character(uow: UnitOfWork, *, actor: Actor, character_id: int) -> None:
     """Soft-delete a character; it vanishes from reads until restored or purged."""
     async with uow.acting_as(MANAGEMENT):
-        row = await repo.get_live(uow.session, character_id, fresh=True)
-        authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.DELETE, owner_id=row.owner_id)
-        row.deleted_at = uow.clock.now()
-        await flush_versioned(uow, Character, ENTITY, character_id)
+
+        async def attempt(lock: bool) -> Character | None:
+            row = await repo.get_live(uow.session, character_id, fresh=True, lock=lock)
+            authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.DELETE, owner_id=row.owner_id)
+            stored = await update_versioned(uow, row, {"deleted_at": uow.clock.now()})
+            return row if stored else None
+
+        row = await retry_on_conflict(uow, Character, ENTITY, character_id, attempt)
         audit.record(
             uow,
             actor=actor,
@@ -231,12 +249,15 @@ async def delete_character(uow: UnitOfWork, *, actor: Actor, character_id: int) 
 async def restore_character(uow: UnitOfWork, *, actor: Actor, character_id: int) -> CharacterRead:
     """Bring back a soft-deleted character that has not been purged yet."""
     async with uow.acting_as(MANAGEMENT):
-        row = await repo.get_deleted(uow.session, character_id)
-        authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
-        deleted_at = row.deleted_at
-        row.deleted_at = None
-        row.updated_at = uow.clock.now()
-        await flush_versioned(uow, Character, ENTITY, character_id)
+
+        async def attempt(_lock: bool) -> tuple[Character, datetime | None] | None:
+            row = await repo.get_deleted(uow.session, character_id)
+            authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
+            deleted_at = row.deleted_at
+            values = {"deleted_at": None, "updated_at": uow.clock.now()}
+            return (row, deleted_at) if await update_versioned(uow, row, values) else None
+
+        row, deleted_at = await retry_on_conflict(uow, Character, ENTITY, character_id, attempt)
         audit.record(
             uow,
             actor=actor,
@@ -326,7 +347,7 @@ async def grant_rewards(
         raise RuleViolation("a reward grant must give XP, gold or items")
     async with uow.acting_as(MANAGEMENT):
 
-        async def attempt(lock: bool) -> tuple[Character, dict[str, Any]]:
+        async def attempt(lock: bool) -> tuple[Character, dict[str, Any]] | None:
             row = await repo.get_live(uow.session, character_id, fresh=True, lock=lock)
             authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
             before = {
@@ -335,14 +356,18 @@ async def grant_rewards(
                 "gold": row.gold,
                 "inventory": row.inventory,
             }
-            row.xp += xp
-            row.level = max(row.level, level_for_xp(row.xp))
-            row.gold += gold
+            now = uow.clock.now()
+            values: dict[str, Any] = {
+                "xp": row.xp + xp,
+                "level": max(row.level, level_for_xp(row.xp + xp)),
+                "gold": row.gold + gold,
+                "updated_at": now,
+                "last_active_at": now,
+            }
             if items:
-                # A new list, so the JSON column sees the change.
-                row.inventory = [*row.inventory, *items]
-            row.updated_at = row.last_active_at = uow.clock.now()
-            await uow.session.flush()
+                values["inventory"] = [*row.inventory, *items]
+            if not await update_versioned(uow, row, values):
+                return None
             after = {"xp": row.xp, "level": row.level, "gold": row.gold, "inventory": row.inventory}
             return row, audit.diff(before, after)
 

@@ -2,8 +2,8 @@
 
 `async with unit_of_work(db, clock=...) as uow:` is the only way to open a transaction; it is
 used by the API dependency, the CLI and the job runner. Services and repositories never commit.
-Audit entries are appended just before commit (so every transaction takes the audit chain's lock
-last and none can deadlock on it); events and cache updates run only after the commit succeeded.
+Audit entries are inserted just before commit (sealing them into the chain is a job of its own,
+off the write's path); events and cache updates run only after the commit succeeded.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Executable
+from sqlalchemy.engine import Result
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from visualdm.clock import Clock
@@ -48,6 +49,7 @@ class UnitOfWork:
     _after_commit: list[AfterCommit] = field(default_factory=list)
     _before_commit: list[BeforeCommit] = field(default_factory=list)
     _has_connection: bool = False
+    _role: Module | None = None
     _session: AsyncSession | None = None
     wrote_cache: bool = False
     """Whether this unit queued cache changes (its own reads then bypass the cache)."""
@@ -78,12 +80,18 @@ class UnitOfWork:
         if previous is not module:
             await self._set_role(previous)
 
+    async def execute(self, statement: Executable, params: Any = None) -> Result[Any]:
+        """Run a Core statement in the transaction, bypassing the ORM (no autoflush)."""
+        connection = await self.session.connection()
+        return await connection.execute(statement, params)
+
     def _connected(self, connection: Any) -> None:
         """Session hook: the transaction took its connection; give it the current module's role."""
         self._has_connection = True
         sql = None if self.module is None else self.db.set_role_sql(self.module)
         if sql is not None:
             connection.exec_driver_sql(sql)
+            self._role = self.module
 
     def publish(self, event: DomainEvent) -> None:
         """Queue `event`; it is published after (and only if) the transaction commits."""
@@ -100,15 +108,18 @@ class UnitOfWork:
     async def _set_role(self, module: Module | None) -> None:
         # Before the first statement there is no connection to set: _connected() applies the
         # role when one is taken, so a request served from the cache costs no database trip.
-        if self.db.role_prefix is None or not self._has_connection:
+        if self.db.role_prefix is None or not self._has_connection or module is self._role:
             return
         sql = "RESET ROLE" if module is None else self.db.set_role_sql(module)
         if sql is not None:
-            await self.session.execute(text(sql))
+            connection = await self.session.connection()
+            await connection.exec_driver_sql(sql)
+            self._role = module
 
     async def _reset_role_quietly(self, module: Module | None) -> None:
-        # The transaction is already failing; it will be rolled back as a whole.
-        with contextlib.suppress(DBAPIError):
+        # The transaction is already failing and will be rolled back as a whole; whatever the
+        # reset raises (a failed transaction, a pending rollback) must not hide the real error.
+        with contextlib.suppress(SQLAlchemyError):
             await self._set_role(module)
 
     async def _finish(self) -> None:

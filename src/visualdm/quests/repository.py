@@ -41,7 +41,9 @@ async def get_live(
 async def get_deleted(session: AsyncSession, quest_id: int) -> Quest:
     """Return a soft-deleted quest (for restore); NotFound otherwise."""
     row = await session.scalar(
-        select(Quest).where(Quest.id == quest_id, Quest.deleted_at.is_not(None))
+        select(Quest)
+        .where(Quest.id == quest_id, Quest.deleted_at.is_not(None))
+        .execution_options(populate_existing=True)
     )
     if row is None:
         raise NotFound("quest", quest_id, f"no deleted quest {quest_id}")

@@ -9,8 +9,8 @@ from visualdm.access.principals import Actor
 from visualdm.audit import service as audit
 from visualdm.cache import hooks as cache
 from visualdm.db.pagination import decode_cursor, next_cursor, page_size
-from visualdm.db.retry import flush_versioned
 from visualdm.db.unit_of_work import UnitOfWork
+from visualdm.db.versioned import write_versioned
 from visualdm.errors import NotFound, RuleViolation, VersionConflict
 from visualdm.events.bus import DomainEvent
 from visualdm.factions import repository as repo
@@ -135,13 +135,11 @@ async def update_faction(
                 raise RuleViolation(f"{name} cannot be null", field=name)
         if given.get("parent_id") is not None and given["parent_id"] != row.parent_id:
             await _check_parent(uow, faction_id, given["parent_id"])
-        for name, value in given.items():
-            setattr(row, name, value)
-        changed = audit.diff(before, _snapshot(row))
+        after = to_read(row).model_copy(update=given).model_dump(mode="json")
+        changed = audit.diff(before, after)
         if not changed:
             return to_read(row)
-        row.updated_at = uow.clock.now()
-        await flush_versioned(uow, Faction, ENTITY, faction_id)
+        await write_versioned(uow, row, {**given, "updated_at": uow.clock.now()}, entity=ENTITY)
         audit.record(
             uow, actor=actor, action="update", entity=ENTITY, entity_id=row.id, changes=changed
         )
@@ -156,8 +154,7 @@ async def delete_faction(uow: UnitOfWork, *, actor: Actor, faction_id: int) -> N
         row = await repo.get_live(uow.session, faction_id, fresh=True)
         kept_children = [c.id for c in await repo.children_of(uow.session, faction_id)]
         members = await repo.member_count(uow.session, faction_id)
-        row.deleted_at = uow.clock.now()
-        await flush_versioned(uow, Faction, ENTITY, faction_id)
+        await write_versioned(uow, row, {"deleted_at": uow.clock.now()}, entity=ENTITY)
         audit.record(
             uow,
             actor=actor,
@@ -181,9 +178,8 @@ async def restore_faction(uow: UnitOfWork, *, actor: Actor, faction_id: int) -> 
         authorize(actor, MANAGEMENT, Resource.FACTION, Action.UPDATE)
         row = await repo.get_deleted(uow.session, faction_id)
         deleted_at = row.deleted_at
-        row.deleted_at = None
-        row.updated_at = uow.clock.now()
-        await flush_versioned(uow, Faction, ENTITY, faction_id)
+        values = {"deleted_at": None, "updated_at": uow.clock.now()}
+        await write_versioned(uow, row, values, entity=ENTITY)
         audit.record(
             uow,
             actor=actor,

@@ -11,8 +11,8 @@ from visualdm.audit import service as audit
 from visualdm.cache import hooks as cache
 from visualdm.characters import service as characters
 from visualdm.db.idset import IdSet
-from visualdm.db.retry import flush_versioned
 from visualdm.db.unit_of_work import UnitOfWork
+from visualdm.db.versioned import write_versioned
 from visualdm.errors import Conflict, NotFound, RuleViolation
 from visualdm.events.bus import DomainEvent
 from visualdm.ownership import Action, Domain, Resource
@@ -130,12 +130,12 @@ async def _save_assignment(
     uow: UnitOfWork,
     actor: Actor,
     row: CharacterQuest,
-    before: Mapping[str, Any],
+    values: Mapping[str, Any],
     event: str,
     extra: Mapping[str, Any] | None = None,
 ) -> AssignmentRead:
-    row.updated_at = uow.clock.now()
-    await flush_versioned(uow, CharacterQuest, ASSIGNMENT, row.id)
+    before = _assignment_snapshot(row)
+    await write_versioned(uow, row, {**values, "updated_at": uow.clock.now()}, entity=ASSIGNMENT)
     changed: dict[str, Any] = audit.diff(before, _assignment_snapshot(row))
     for bookkeeping in ("version", "updated_at"):
         changed.pop(bookkeeping, None)
@@ -174,10 +174,8 @@ async def update_progress(
                     objective=objective,
                     count=count,
                 )
-        before = _assignment_snapshot(row)
-        row.progress = {**row.progress, **progress}
-        row.status = "in_progress"
-        return await _save_assignment(uow, actor, row, before, "quest.progressed")
+        values = {"progress": {**row.progress, **progress}, "status": "in_progress"}
+        return await _save_assignment(uow, actor, row, values, "quest.progressed")
 
 
 async def complete_assignment(
@@ -198,14 +196,11 @@ async def complete_assignment(
                 unmet=unmet,
             )
         rewards = Rewards.model_validate(quest.rewards)
-        before = _assignment_snapshot(row)
-        row.status = "completed"
-        row.completed_at = uow.clock.now()
         done = await _save_assignment(
             uow,
             actor,
             row,
-            before,
+            {"status": "completed", "completed_at": uow.clock.now()},
             "quest.assignment_completed",
             {"rewards": rewards.model_dump(mode="json")},
         )
@@ -218,9 +213,9 @@ async def _close(
 ) -> AssignmentRead:
     async with uow.acting_as(MANAGEMENT):
         _, row = await _open_assignment(uow, actor, quest_id, character_id)
-        before = _assignment_snapshot(row)
-        row.status = status
-        return await _save_assignment(uow, actor, row, before, f"quest.assignment_{status}")
+        return await _save_assignment(
+            uow, actor, row, {"status": status}, f"quest.assignment_{status}"
+        )
 
 
 async def fail_assignment(

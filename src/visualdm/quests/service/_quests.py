@@ -10,8 +10,8 @@ from visualdm.access.principals import Actor
 from visualdm.audit import service as audit
 from visualdm.cache import hooks as cache
 from visualdm.db.pagination import decode_cursor, next_cursor, page_size
-from visualdm.db.retry import flush_versioned
 from visualdm.db.unit_of_work import UnitOfWork
+from visualdm.db.versioned import write_versioned
 from visualdm.errors import Conflict, NotFound, RuleViolation, VersionConflict
 from visualdm.events.bus import DomainEvent
 from visualdm.factions import service as factions
@@ -180,10 +180,11 @@ async def update_quest(
             if value is None and name != "max_assignees":
                 raise RuleViolation(f"{name} cannot be null", field=name)
         now = uow.clock.now()
+        stamps: dict[str, Any] = {}
         if "status" in fields:
             _check_transition(quest_id, row.status, fields["status"])
             if fields["status"] == "completed" and row.status != "completed":
-                row.completed_at = now
+                stamps["completed_at"] = now
         # Only the parts given are checked: a stored part naming a since-deleted faction must
         # not block unrelated edits (completion reports that faction when it matters).
         await _check_factions(
@@ -198,10 +199,9 @@ async def update_quest(
                     max_assignees=fields["max_assignees"],
                     taken=taken,
                 )
-        for name, value in fields.items():
-            setattr(row, name, value)
-        row.updated_at = row.last_active_at = now
-        await flush_versioned(uow, Quest, ENTITY, quest_id)
+        await write_versioned(
+            uow, row, {**fields, **stamps, "updated_at": now, "last_active_at": now}, entity=ENTITY
+        )
         changed = audit.diff(before, _snapshot(row))
         for bookkeeping in ("version", "updated_at", "last_active_at"):
             changed.pop(bookkeeping, None)
@@ -223,8 +223,7 @@ async def delete_quest(uow: UnitOfWork, *, actor: Actor, quest_id: int) -> None:
         row = await repo.get_live(uow.session, quest_id, fresh=True)
         _hide_drafts(actor, row)
         authorize(actor, MANAGEMENT, Resource.QUEST, Action.DELETE)
-        row.deleted_at = uow.clock.now()
-        await flush_versioned(uow, Quest, ENTITY, quest_id)
+        await write_versioned(uow, row, {"deleted_at": uow.clock.now()}, entity=ENTITY)
         audit.record(
             uow,
             actor=actor,
@@ -244,9 +243,8 @@ async def restore_quest(uow: UnitOfWork, *, actor: Actor, quest_id: int) -> Ques
         row = await repo.get_deleted(uow.session, quest_id)
         authorize(actor, MANAGEMENT, Resource.QUEST, Action.UPDATE)
         deleted_at = row.deleted_at
-        row.deleted_at = None
-        row.updated_at = uow.clock.now()
-        await flush_versioned(uow, Quest, ENTITY, quest_id)
+        values = {"deleted_at": None, "updated_at": uow.clock.now()}
+        await write_versioned(uow, row, values, entity=ENTITY)
         audit.record(
             uow,
             actor=actor,
