@@ -624,6 +624,16 @@ SENSITIVE_READS = frozenset({R.AUTH_DATA})
 REDACTED_FIELDS = frozenset({"password", "password_hash", "token", "secret"})
 """Field names whose values never reach the audit log."""
 
+AUDIT_SEAL_BOUND = timedelta(seconds=1)
+"""A committed audit entry is sealed into the hash chain within this time (one sealer at a
+time across all processes); `audit verify` reports entries left unsealed for longer."""
+
+AUDIT_SEAL_INTERVAL = timedelta(milliseconds=200)
+"""How often each process's sealer looks for unsealed entries (well inside the bound)."""
+
+AUDIT_SEAL_BATCH = 2_000
+"""Entries chained per sealing transaction; a full batch is followed by the next at once."""
+
 AUTH_REQUIREMENTS: dict[str, str] = {
     "API ↔ Service Layer": "Valid JWT token with role-based permissions",
     "Service ↔ Domain Layer": "System-level authorization with service credentials",

@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from visualdm.audit.seal import Sealer
 from visualdm.auth.context import AuthContext, build_auth
 from visualdm.cache.factory import build_cache
 from visualdm.cache.redis import connect
@@ -39,11 +40,16 @@ class Runtime:
     cache: CacheService | None = None
     redis: Redis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    sealer: Sealer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sealer = Sealer(self.uow)
 
     async def start(self) -> None:
-        """Start background work (the cache's invalidation listener)."""
+        """Start background work (the cache's invalidation listener, the audit sealer)."""
         if self.cache is not None:
             await self.cache.start()
+        self.sealer.start()
 
     async def ping_redis(self) -> bool | None:
         """Whether Redis answers; None when this process runs without Redis."""
@@ -61,7 +67,8 @@ class Runtime:
             yield u
 
     async def close(self) -> None:
-        """Release connections and background tasks."""
+        """Seal what this process recorded, then release connections and background tasks."""
+        await self.sealer.stop()
         if self.cache is not None:
             await self.cache.close()
         if self.redis is not None:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import UowFactory
 from visualdm import demo
-from visualdm.audit import service as audit
+from visualdm.audit import seal
 from visualdm.characters.models import Character
 from visualdm.errors import Conflict
 from visualdm.factions.models import CharacterFaction, Faction, FactionRelation
@@ -23,7 +23,9 @@ async def test_seed_fills_an_empty_world_and_refuses_a_second_time(uow: UowFacto
         relations = await u.session.scalar(select(func.count()).select_from(FactionRelation))
         members = await u.session.scalar(select(func.count()).select_from(CharacterFaction))
         statuses = set((await u.session.scalars(select(Quest.status))).all())
-        chain = await audit.verify(u.session)
+        sealed = await seal.seal_batch(u)
+    async with uow() as u:
+        chain = await seal.verify(u.session)
     assert characters is not None
     assert characters >= 20
     assert any(p is not None for p in parents)
@@ -33,6 +35,7 @@ async def test_seed_fills_an_empty_world_and_refuses_a_second_time(uow: UowFacto
     assert statuses == {"draft", "available", "active", "completed", "failed"}
     assert report.accounts.keys() >= {"gamemaster"}
     assert chain.ok
+    assert chain.checked == sealed > 0
     assert chain.checked > characters
     with pytest.raises(Conflict):
         async with uow() as u:

@@ -1,27 +1,28 @@
-"""record() an audited operation in the current unit of work; verify() the hash chain."""
+"""record() an audited operation in the current unit of work (inserted unsealed at commit).
+
+Chaining the entries is the sealer's job (audit/sealer.py), off the write's path.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import insert
 
 from visualdm.access.principals import Actor, SystemActor, UserActor
-from visualdm.audit.chain import GENESIS, link_hash, seal_personal
-from visualdm.audit.models import AuditChainHead, AuditEntry, PendingAudit
+from visualdm.audit.chain import seal_personal, stored_text
+from visualdm.audit.models import AuditEntry, PendingAudit
 from visualdm.db.unit_of_work import UnitOfWork
-from visualdm.ownership import REDACTED_FIELDS, SENSITIVE_READS, Module, Resource
+from visualdm.ownership import REDACTED_FIELDS, SENSITIVE_READS, Resource
 
 REDACTED = "[redacted]"
 
 
 def _plain(value: Any) -> Any:
-    """Turn datetimes, enums and other values into the JSON the log stores (and hashes)."""
-    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS))
+    """Turn datetimes, enums and other values into the JSON the log stores."""
+    return json.loads(stored_text(value))
 
 
 def redact(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,9 +53,9 @@ def record(
     changes: Mapping[str, Any] | None = None,
     personal: Mapping[str, Any] | None = None,
 ) -> None:
-    """Queue an audit entry; it is appended to the chain in the same transaction, before commit."""
+    """Queue an audit entry; it is inserted in the same transaction, just before commit."""
     if not uow.pending_audit:
-        uow.before_commit(_append_pending)
+        uow.before_commit(_insert_pending)
     uow.pending_audit.append(
         PendingAudit(
             occurred_at=uow.clock.now(),
@@ -64,7 +65,7 @@ def record(
             action=action,
             entity=entity,
             entity_id=None if entity_id is None else str(entity_id),
-            changes=_plain(dict(changes or {})),
+            changes_text=stored_text(dict(changes or {})),
             personal=_plain(dict(personal)) if personal else None,
         )
     )
@@ -102,114 +103,29 @@ def record_created(
     )
 
 
-def _link(prev: str, seq: int, entry: PendingAudit | AuditEntry, digest: str | None) -> str:
-    """The chain hash of `entry` at position `seq` after `prev` (one rule to write and verify)."""
-    return link_hash(
-        prev,
-        seq=seq,
-        occurred_at=entry.occurred_at,
-        actor_user_id=entry.actor_user_id,
-        actor_system=entry.actor_system,
-        module=entry.module,
-        action=entry.action,
-        entity=entry.entity,
-        entity_id=entry.entity_id,
-        changes=entry.changes,
-        personal_digest=digest,
-    )
+async def _insert_pending(uow: UnitOfWork) -> None:
+    """Insert every queued entry, unsealed, in one statement and without RETURNING.
 
-
-async def _lock_head(session: AsyncSession) -> AuditChainHead:
-    head = await session.scalar(
-        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-    )
-    if head is None:
-        head = AuditChainHead(id=1, last_seq=0, last_hash=GENESIS)
-        session.add(head)
-    return head
-
-
-async def _append_pending(uow: UnitOfWork) -> None:
-    """Append every queued entry under the last recording module's role (INSERT-only)."""
+    It runs under whatever role the transaction holds: every module role may insert here.
+    """
     pending, uow.pending_audit = uow.pending_audit, []
     if not pending:
         return
-    module = next((Module(p.module) for p in reversed(pending) if p.module), None)
-    if module is None:
-        await _append(uow, pending)
-        return
-    async with uow.acting_as(module):
-        await _append(uow, pending)
-
-
-async def _append(uow: UnitOfWork, pending: list[PendingAudit]) -> None:
-    """Append `pending` to the chain under the head's row lock."""
-    head = await _lock_head(uow.session)
-    seq, prev = head.last_seq, head.last_hash
+    rows = []
     for item in pending:
-        seq += 1
         sealed, digest = seal_personal(item.personal)
-        entry_hash = _link(prev, seq, item, digest)
-        uow.session.add(
-            AuditEntry(
-                seq=seq,
-                occurred_at=item.occurred_at,
-                actor_user_id=item.actor_user_id,
-                actor_system=item.actor_system,
-                module=item.module,
-                action=item.action,
-                entity=item.entity,
-                entity_id=item.entity_id,
-                changes=item.changes,
-                personal=sealed,
-                personal_digest=digest,
-                prev_hash=prev,
-                hash=entry_hash,
-            )
+        rows.append(
+            {
+                "occurred_at": item.occurred_at,
+                "actor_user_id": item.actor_user_id,
+                "actor_system": item.actor_system,
+                "module": item.module,
+                "action": item.action,
+                "entity": item.entity,
+                "entity_id": item.entity_id,
+                "changes": item.changes_text,
+                "personal": sealed,
+                "personal_digest": digest,
+            }
         )
-        prev = entry_hash
-    head.last_seq, head.last_hash = seq, prev
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    """The outcome of verify(): how many links were checked and the first broken one, if any."""
-
-    checked: int
-    broken_seq: int | None = None
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether every link verified."""
-        return self.broken_seq is None
-
-
-async def verify(session: AsyncSession, *, batch: int = 5000) -> ChainReport:
-    """Recompute the chain in order; report the first altered, missing or reordered entry."""
-    expected_prev, expected_seq, checked = GENESIS, 1, 0
-    while True:
-        rows = (
-            await session.scalars(
-                select(AuditEntry)
-                .where(AuditEntry.seq >= expected_seq)
-                .order_by(AuditEntry.seq)
-                .limit(batch)
-            )
-        ).all()
-        if not rows:
-            break
-        for row in rows:
-            if row.seq != expected_seq:
-                return ChainReport(checked, expected_seq, f"entry {expected_seq} is missing")
-            if row.prev_hash != expected_prev:
-                return ChainReport(checked, row.seq, "link to the previous entry is broken")
-            recomputed = _link(row.prev_hash, row.seq, row, row.personal_digest)
-            if recomputed != row.hash:
-                return ChainReport(checked, row.seq, "entry was altered after it was written")
-            expected_prev, expected_seq = row.hash, row.seq + 1
-            checked += 1
-    head = await session.get(AuditChainHead, 1)
-    if head is not None and (head.last_seq != expected_seq - 1 or head.last_hash != expected_prev):
-        return ChainReport(checked, expected_seq, "entries after the last one found were removed")
-    return ChainReport(checked)
+    await uow.execute(insert(AuditEntry), rows)

@@ -7,8 +7,9 @@ from enum import StrEnum
 
 import typer
 
-from visualdm.audit.service import ChainReport, verify
+from visualdm.audit.seal import ChainReport, verify
 from visualdm.cli._common import console, fail, run
+from visualdm.ownership import AUDIT_SEAL_BOUND
 from visualdm.ownership_doc import render_json, render_markdown
 from visualdm.runtime import Runtime
 
@@ -38,7 +39,7 @@ def verify_command() -> None:
 
     async def _do(rt: Runtime) -> ChainReport:
         async with rt.uow() as u:
-            return await verify(u.session)
+            return await verify(u.session, now=rt.clock.now())
 
     report = run(_do)
     if not report.ok:
@@ -48,3 +49,8 @@ def verify_command() -> None:
             8,
         )
     console.print(f"audit chain intact: {report.checked} entries verified")
+    if report.overdue:
+        console.print(
+            f"warning: {report.overdue} entries have waited longer than "
+            f"{AUDIT_SEAL_BOUND.total_seconds():g} s to be sealed (is a sealer running?)"
+        )

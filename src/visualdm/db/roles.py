@@ -1,7 +1,8 @@
 """Least-privilege PostgreSQL roles (spec 6.2): one NOLOGIN role per module, GRANTs from the matrix.
 
 Units of work `SET LOCAL ROLE` to their module's role, so the database itself refuses what the
-permission matrix does not allow. The audit log is INSERT-only for every module role.
+permission matrix does not allow. The audit log is INSERT-only for every module role, and none
+may touch the chain head.
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ def grant_statements(prefix: str) -> list[str]:
                         statements.append(f'GRANT {privilege} ({cols}) ON {table} TO "{role}"')
                     else:
                         statements.append(f'GRANT {privilege} ON {table} TO "{role}"')
-        # Every module appends to the audit log and advances its chain head, and nothing more.
+        # Every module appends (unsealed) entries to the audit log, and nothing more: sealing
+        # them into the chain is the sealer's, which no module role can impersonate.
         statements.append(f'GRANT INSERT ON audit_log TO "{role}"')
-        statements.append(f'GRANT SELECT, INSERT, UPDATE ON audit_chain_head TO "{role}"')
         statements.append(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
         if module is Module.AUTHENTICATION:
             # Anonymization (spec 2.5) erases the personal fields of audit entries about a user.

@@ -49,6 +49,10 @@ async def test_module_roles_may_append_to_the_audit_log_but_never_change_it(
     for sql in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"):
         message = await _refused(uow, Module.QUEST_MANAGEMENT, sql)
         assert "permission denied for table audit_log" in message
+    # Nor can any module move the chain's head: sealing is not a module's to do.
+    for sql in ("SELECT * FROM audit_chain_head", "UPDATE audit_chain_head SET last_seq = 0"):
+        message = await _refused(uow, Module.CHARACTER_MANAGEMENT, sql)
+        assert "permission denied for table audit_chain_head" in message
 
 
 async def test_the_spatial_role_reads_positions_but_not_the_rest_of_a_character(
