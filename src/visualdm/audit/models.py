@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, SmallInteger, String, Text, text
+from sqlalchemy import CheckConstraint, FetchedValue, Index, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from visualdm.db.base import Base
@@ -42,7 +42,11 @@ class AuditEntry(Base):
         {"implicit_returning": False},
     )
 
-    seq: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    # Given by the database (a sequence on PostgreSQL, the rowid on SQLite): FetchedValue keeps
+    # SQLAlchemy from asking for it first, which would cost a round trip per entry.
+    seq: Mapped[int] = mapped_column(
+        Id, primary_key=True, autoincrement=False, server_default=FetchedValue()
+    )
     chain_seq: Mapped[int | None] = mapped_column(Id, unique=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor_user_id: Mapped[int | None] = mapped_column(Id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,8 +86,23 @@ async def live_ids(session: AsyncSession, ids: list[int]) -> set[int]:
     return set(found.all())
 
 
+async def owner_of_live(session: AsyncSession, character_id: int) -> int | None:
+    """Return the owner of a live character (None for an NPC); NotFound if missing or deleted."""
+    found = (
+        await session.execute(
+            select(Character.owner_id).where(
+                Character.id == character_id, Character.deleted_at.is_(None)
+            )
+        )
+    ).first()
+    if found is None:
+        raise NotFound("character", character_id)
+    owner: int | None = found.owner_id
+    return owner
+
+
 async def move_if_newer(
-    session: AsyncSession, character_id: int, *, x: float, y: float, at: object
+    session: AsyncSession, character_id: int, *, x: float, y: float, at: datetime
 ) -> bool:
     """Set the position only if `at` is newer than the stored one (atomic last-writer-wins)."""
     result = await session.execute(
@@ -96,6 +113,21 @@ async def move_if_newer(
             (Character.position_updated_at.is_(None)) | (Character.position_updated_at < at),
         )
         .values(x=x, y=y, position_updated_at=at)
+        .returning(Character.id)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return result.first() is not None
+
+
+async def position_of(
+    session: AsyncSession, character_id: int
+) -> tuple[float | None, float | None, datetime | None]:
+    """Return the stored (x, y, position_updated_at) of a character."""
+    row = (
+        await session.execute(
+            select(Character.x, Character.y, Character.position_updated_at).where(
+                Character.id == character_id
+            )
+        )
+    ).one()
+    return row.x, row.y, row.position_updated_at

@@ -284,14 +284,15 @@ async def set_position(
     if at.tzinfo is None:
         raise RuleViolation("position timestamps must carry a time zone")
     async with uow.acting_as(MANAGEMENT):
-        row = await repo.get_live(uow.session, character_id)
-        authorize(
-            actor, MANAGEMENT, Resource.CHARACTER_POSITION, Action.UPDATE, owner_id=row.owner_id
-        )
-        applied = await repo.move_if_newer(uow.session, character_id, x=x, y=y, at=at)
-        fresh = await repo.get_live(uow.session, character_id, fresh=True)
-        current = to_read(fresh).position
-        if not applied:
+        owner_id = await repo.owner_of_live(uow.session, character_id)
+        authorize(actor, MANAGEMENT, Resource.CHARACTER_POSITION, Action.UPDATE, owner_id=owner_id)
+        if not await repo.move_if_newer(uow.session, character_id, x=x, y=y, at=at):
+            cx, cy, cat = await repo.position_of(uow.session, character_id)
+            current = (
+                Position(x=cx, y=cy, updated_at=cat)
+                if cx is not None and cy is not None and cat is not None
+                else None
+            )
             return PositionResult(
                 applied=False, reason="a newer position is already stored", position=current
             )
@@ -314,7 +315,7 @@ async def set_position(
                 {"x": x, "y": y, "at": at.isoformat()},
             )
         )
-        return PositionResult(applied=True, position=current)
+        return PositionResult(applied=True, position=Position(x=x, y=y, updated_at=at))
 
 
 async def live_ids(uow: UnitOfWork, character_ids: list[int]) -> set[int]:

@@ -96,7 +96,10 @@ def create_database(settings: Settings, *, role_prefix: str | None = None) -> Da
             url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
-            pool_pre_ping=True,
+            # No ping per checkout (it cost round trips on every request): a connection found
+            # dead fails its statement, which answers 503, and SQLAlchemy then replaces every
+            # pooled connection that predates the failure.
+            pool_pre_ping=False,
         )
         prefix = (role_prefix or settings.db_role_prefix) if settings.db_roles else None
     sessions = async_sessionmaker(
