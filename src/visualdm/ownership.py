@@ -631,6 +631,22 @@ time across all processes); `audit verify` reports entries left unsealed for lon
 AUDIT_SEAL_INTERVAL = timedelta(milliseconds=200)
 """How often each process's sealer looks for unsealed entries (well inside the bound)."""
 
+OUTBOX_GRACE = timedelta(seconds=1)
+"""An outbox event its writer has not acknowledged within this is delivered by any process's
+relay (its writer died between commit and publication)."""
+
+OUTBOX_RELAY_INTERVAL = timedelta(milliseconds=500)
+"""How often each server's relay looks for events left behind."""
+
+OUTBOX_ACK_INTERVAL = timedelta(milliseconds=50)
+"""Acknowledgements of delivered events are gathered this long into one statement."""
+
+OUTBOX_BATCH = 500
+"""Outbox rows a relay recovers, or acknowledgements one statement sends, at a time."""
+
+EVENT_DEDUPE_WINDOW = 100_000
+"""Event ids each bus remembers to drop a second delivery (at-least-once outbox)."""
+
 AUDIT_SEAL_BATCH = 2_000
 """Entries chained per sealing transaction; a full batch is followed by the next at once."""
 

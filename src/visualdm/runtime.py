@@ -23,6 +23,7 @@ from visualdm.clock import Clock, SystemClock
 from visualdm.db.engine import Database, create_database
 from visualdm.db.unit_of_work import UnitOfWork, unit_of_work
 from visualdm.events.bus import EventBus, InProcessBus
+from visualdm.events.outbox import Outbox
 from visualdm.ownership import AUTH_REDIS_TIMEOUT
 from visualdm.settings import Settings
 
@@ -41,15 +42,21 @@ class Runtime:
     redis: Redis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     sealer: Sealer = field(init=False)
+    outbox: Outbox = field(init=False)
 
     def __post_init__(self) -> None:
         self.sealer = Sealer(self.uow)
+        self.outbox = Outbox(
+            self.uow, bus=self.bus, clock=self.clock, cache=self.cache, registry=self.metrics
+        )
 
     async def start(self) -> None:
-        """Start background work (the cache's invalidation listener, the audit sealer)."""
+        """Start background work: the cache's invalidation listener, the audit sealer, the
+        outbox's acknowledgements and relay."""
         if self.cache is not None:
             await self.cache.start()
         self.sealer.start()
+        self.outbox.start()
 
     async def ping_redis(self) -> bool | None:
         """Whether Redis answers; None when this process runs without Redis."""
@@ -63,11 +70,14 @@ class Runtime:
     @asynccontextmanager
     async def uow(self) -> AsyncIterator[UnitOfWork]:
         """Open a unit of work wired to this runtime's clock, bus and cache."""
-        async with unit_of_work(self.db, clock=self.clock, bus=self.bus, cache=self.cache) as u:
+        async with unit_of_work(
+            self.db, clock=self.clock, bus=self.bus, cache=self.cache, outbox=self.outbox
+        ) as u:
             yield u
 
     async def close(self) -> None:
         """Seal what this process recorded, then release connections and background tasks."""
+        await self.outbox.stop()
         await self.sealer.stop()
         if self.cache is not None:
             await self.cache.close()

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,45 +19,15 @@ import redis
 
 from tests.support import databases
 from tests.support.accounts import PASSWORD
+from tests.support.servers import cli, start_server, stop, wait_ready
 from tests.support.services import REDIS_URL
 from visualdm.ownership import API_RATE_LIMIT
-
-STARTUP_TIMEOUT = 120.0  # generous: imports alone take seconds on a loaded 2-core machine
-CLI = [sys.executable, "-c", "from visualdm.cli import main; main()"]
 
 
 @dataclass
 class Cluster:
     a: httpx.Client
     b: httpx.Client
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _cli(env: dict[str, str], *args: str, stdin: str = "") -> None:
-    done = subprocess.run(
-        [*CLI, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"server not ready after {STARTUP_TIMEOUT}s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -82,50 +48,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     procs: list[subprocess.Popen[bytes]] = []
     clients: list[httpx.Client] = []
     try:
-        _cli(env, "db", "upgrade")
+        cli(env, "db", "upgrade")
         for user in ("alice", "bob"):
-            _cli(env, "users", "create", user, stdin=PASSWORD + "\n")
+            cli(env, "users", "create", user, stdin=PASSWORD + "\n")
         servers = []
         for label in ("a", "b"):  # started together, so their imports overlap
-            port = _free_port()
             log = tmp / f"{label}.log"
-            with log.open("wb") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "uvicorn",
-                            "visualdm.app:create_app_from_env",
-                            "--factory",
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            str(port),
-                            "--log-level",
-                            "warning",
-                        ],
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-            servers.append((f"http://127.0.0.1:{port}", procs[-1], log))
+            url, proc = start_server(env, log)
+            procs.append(proc)
+            servers.append((url, proc, log))
         for url, proc, log in servers:
-            _wait_ready(url, proc, log)
+            wait_ready(url, proc, log)
             clients.append(httpx.Client(base_url=url, timeout=10.0))
         yield Cluster(*clients)
     finally:
         for client in clients:
             client.close()
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop(procs)
         asyncio.run(databases.drop_pg_database(name))
         r = redis.Redis.from_url(REDIS_URL)
         keys = list(r.scan_iter(match=f"{prefix}:*", count=500))

@@ -70,6 +70,7 @@ def write_through(
 
     Raises InvalidCacheKey or UnserializableCacheValue now, not after the commit.
     """
+    uow.cache_tags.extend(tags)
     cache = uow.cache
     if cache is None:
         return
@@ -95,6 +96,7 @@ def evict(
 
     Passing the deleted row's version lets a later restore (a newer version) replace the mark.
     """
+    uow.cache_tags.extend(tags)
     cache = uow.cache
     if cache is None:
         return
@@ -109,6 +111,7 @@ def evict(
 
 def invalidate(uow: UnitOfWork, tags: Sequence[str]) -> None:
     """After commit, invalidate every cache entry carrying one of `tags`; checks them now."""
+    uow.cache_tags.extend(tags)
     cache = uow.cache
     if cache is None or not tags:
         return

@@ -50,6 +50,8 @@ def grant_statements(prefix: str) -> list[str]:
         # Every module appends (unsealed) entries to the audit log, and nothing more: sealing
         # them into the chain is the sealer's, which no module role can impersonate.
         statements.append(f'GRANT INSERT ON audit_log TO "{role}"')
+        # Every module's transaction writes its domain events to the outbox (insert only).
+        statements.append(f'GRANT INSERT ON outbox_events TO "{role}"')
         statements.append(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
         if module is Module.AUTHENTICATION:
             # Anonymization (spec 2.5) erases the personal fields of audit entries about a user.

@@ -22,12 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from visualdm.clock import Clock
 from visualdm.db.engine import Database
+from visualdm.events import outbox
 from visualdm.events.bus import DomainEvent, EventBus
 from visualdm.ownership import Module
 
 if TYPE_CHECKING:
     from visualdm.audit.models import PendingAudit
     from visualdm.cache.backend import Cache
+    from visualdm.events.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -44,13 +46,17 @@ class UnitOfWork:
     bus: EventBus | None = None
     cache: Cache | None = None
     module: Module | None = None
+    outbox: Outbox | None = None
     events: list[DomainEvent] = field(default_factory=list)
+    cache_tags: list[str] = field(default_factory=list)
+    """Cache tags this transaction's changes invalidate (kept with its outbox rows)."""
     pending_audit: list[PendingAudit] = field(default_factory=list)
     _after_commit: list[AfterCommit] = field(default_factory=list)
     _before_commit: list[BeforeCommit] = field(default_factory=list)
     _has_connection: bool = False
     _role: Module | None = None
     _session: AsyncSession | None = None
+    _staged: list[str] = field(default_factory=list)
     wrote_cache: bool = False
     """Whether this unit queued cache changes (its own reads then bypass the cache)."""
 
@@ -125,6 +131,9 @@ class UnitOfWork:
     async def _finish(self) -> None:
         for callback in self._before_commit:
             await callback(self)
+        if self.events or self.cache_tags:
+            # The events commit with the change or not at all (events/outbox.py).
+            self._staged = await outbox.stage(self)
 
     async def _committed(self) -> None:
         for callback in self._after_commit:
@@ -137,20 +146,33 @@ class UnitOfWork:
             try:
                 await self.bus.publish(self.events)
             except Exception:
+                # Left unacknowledged: a relay delivers them after the grace period.
                 log.exception("event publication failed", count=len(self.events))
+                return
+        if self.outbox is not None and self._staged:
+            self.outbox.acknowledge(self._staged)
 
 
 @asynccontextmanager
 async def unit_of_work(
-    db: Database, *, clock: Clock, bus: EventBus | None = None, cache: Cache | None = None
+    db: Database,
+    *,
+    clock: Clock,
+    bus: EventBus | None = None,
+    cache: Cache | None = None,
+    outbox: Outbox | None = None,
 ) -> AsyncIterator[UnitOfWork]:
     """Open a transaction; commit when the block succeeds, roll back when it raises."""
-    uow = UnitOfWork(clock=clock, db=db, bus=bus, cache=cache)
+    uow = UnitOfWork(clock=clock, db=db, bus=bus, cache=cache, outbox=outbox)
     # The session opens on first use and its transaction begins with the first statement or
     # change (autobegin), so a unit of work answered from the cache costs no session at all.
     try:
         yield uow
-        if uow._before_commit or (uow._session is not None and uow._session.in_transaction()):
+        if (
+            uow._before_commit
+            or uow.events
+            or (uow._session is not None and uow._session.in_transaction())
+        ):
             session = uow.session
             # Flush domain changes first so their row locks precede the audit chain's.
             await session.flush()

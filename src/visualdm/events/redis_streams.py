@@ -21,7 +21,7 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 
-from visualdm.events.bus import DomainEvent, Handler, InProcessBus
+from visualdm.events.bus import DomainEvent, Handler, InProcessBus, SeenIds
 from visualdm.ownership import STREAM_LAG_SAMPLES
 
 BatchHandler = Callable[[list[DomainEvent]], Awaitable[None]]
@@ -47,6 +47,7 @@ def encode(event: DomainEvent, origin: str) -> bytes:
             "p": event.payload,
             "o": origin,
             "s": time.time(),
+            "d": event.id,
         }
     )
 
@@ -54,7 +55,8 @@ def encode(event: DomainEvent, origin: str) -> bytes:
 def decode(raw: bytes) -> tuple[DomainEvent, str, float]:
     """Inverse of `encode`: the event, its origin and its send time (epoch seconds)."""
     d: dict[str, Any] = orjson.loads(raw)
-    event = DomainEvent(d["n"], d["e"], d["i"], datetime.fromisoformat(d["t"]), d["p"])
+    at = datetime.fromisoformat(d["t"])
+    event = DomainEvent(d["n"], d["e"], d["i"], at, d["p"], **({"id": d["d"]} if "d" in d else {}))
     return event, str(d["o"]), float(d["s"])
 
 
@@ -82,6 +84,8 @@ class RedisStreamBus:
         self.lag_seconds: deque[float] = deque(maxlen=STREAM_LAG_SAMPLES)
         # Other processes' events reach this process's handlers as the in-process bus delivers.
         self._local = InProcessBus()
+        # Batch handlers get each event once too (the outbox may deliver one twice).
+        self._seen = SeenIds()
         self._batch_handlers: list[tuple[tuple[str, ...], BatchHandler]] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -161,7 +165,7 @@ class RedisStreamBus:
         for _stream, entries in found or ():
             for entry_id, fields in entries:
                 decoded = self._decode(fields)
-                if decoded is not None:
+                if decoded is not None and self._seen.first_time(decoded[0].id):
                     events.append(decoded[0])
                     sent.append(decoded[1])
                 self.last_id = _as_str(entry_id)

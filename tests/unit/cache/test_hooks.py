@@ -19,10 +19,12 @@ from visualdm.ownership import Domain
 
 @dataclass
 class FakeUow:
-    """Just what the hooks touch: the cache, the wrote-cache flag and after-commit callbacks."""
+    """Just what the hooks touch: the cache, the wrote-cache flag, the tags the transaction
+    invalidates and after-commit callbacks."""
 
     cache: CacheService | None
     wrote_cache: bool = False
+    cache_tags: list[str] = field(default_factory=list)
     callbacks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
