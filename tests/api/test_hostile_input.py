@@ -13,13 +13,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from tests.support.accounts import audit_entries, create_account, log_in
 from tests.support.api import ApiUser, api_client, make_user
 from visualdm.audit.models import AuditEntry
 from visualdm.characters.models import Character
 from visualdm.clock import FrozenClock
 from visualdm.db.engine import Database
 from visualdm.factions.models import Faction
-from visualdm.ownership import Role
+from visualdm.ownership import LOGIN_THROTTLE_ACCOUNT, Role
 from visualdm.quests.models import Quest
 from visualdm.runtime import Runtime
 from visualdm.spatial.models import WorldEntity
@@ -75,6 +76,25 @@ async def _character(api: Api) -> int:
 
 def _cursor(after: int) -> str:
     return base64.urlsafe_b64encode(b'{"after": %d}' % after).decode().rstrip("=")
+
+
+async def test_a_login_whose_username_holds_nul_is_a_failed_login_audited_and_throttled(
+    api: Api,
+) -> None:
+    await create_account(api.runtime, "admin", Role.ADMIN)
+    for _ in range(LOGIN_THROTTLE_ACCOUNT.max_failures):
+        r = await log_in(api.client, "ad\x00min", "x")
+        assert r.status_code == 401, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+    throttled = await log_in(api.client, "ad\x00min", "x")
+    assert throttled.status_code == 429
+    assert throttled.headers["content-type"] == "application/problem+json"
+    failed = await audit_entries(api.runtime, "login_failed")
+    assert [e.changes["outcome"] for e in failed] == ["unknown_user"] * 5 + ["throttled"]
+    # What was attempted is recorded in a form the databases store: NUL as U+FFFD.
+    assert {e.personal["username"] if e.personal else None for e in failed} == {"ad\ufffdmin"}
+    # The real account was not the one throttled.
+    assert (await log_in(api.client, "admin")).status_code == 200
 
 
 async def test_an_id_of_5000_nines_is_a_422(api: Api) -> None:
