@@ -239,19 +239,20 @@ def new_request_id() -> str:
     return secrets.token_hex(8)
 
 
-_INTERNAL = "urn:visualdm:problem:internal_error"
+def problem_bytes(status: int, code: str, title: str, detail: str, **extra: Any) -> bytes:
+    """A problem+json body, for answers sent below the app (server protocol, raw ASGI)."""
+    body = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail, **extra}
+    return orjson.dumps(body)
 
 
 def internal_error_body(request_id: str) -> bytes:
     """The problem+json body of an unexpected failure; says nothing but where to look."""
-    return orjson.dumps(
-        {
-            "type": _INTERNAL,
-            "title": "Internal Server Error",
-            "status": 500,
-            "detail": "the server failed to answer; the request id names it in the server log",
-            "request_id": request_id,
-        }
+    return problem_bytes(
+        500,
+        "internal_error",
+        "Internal Server Error",
+        "the server failed to answer; the request id names it in the server log",
+        request_id=request_id,
     )
 
 
