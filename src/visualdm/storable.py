@@ -53,9 +53,20 @@ def _check_json(value: Any, depth: int) -> None:
         raise ValueError(f"not a JSON value: {type(value).__name__}")
 
 
+def encodable(value: str) -> bool:
+    """Whether `value` has a UTF-8 form: JSON's escapes can make lone surrogates ("\\ud800")."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_text(value: str) -> None:
     if "\x00" in value:
         raise ValueError("text cannot contain NUL (\\u0000)")
+    if not encodable(value):
+        raise ValueError("text must be valid Unicode (no lone surrogates)")
 
 
 def bounded_json(value: T) -> T:

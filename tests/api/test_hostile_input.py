@@ -184,3 +184,28 @@ async def test_a_time_without_a_utc_form_is_a_422(api: Api) -> None:
     assert body["errors"][0]["loc"] == ["body", "at"]
     entity = {"kind": "tree", "x": 0, "y": 0, "width": 1, "height": 1, "at": at}
     await _refused(api, 422, "POST", "/v1/world/entities", json=entity)
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/v1/characters", b'{"name": "Aria", "race": "elf", "derived": {"k\\udc00": 1}}'),
+        ("/v1/characters", b'{"name": "Aria", "race": "elf", "inventory": ["\\ud800"]}'),
+        ("/v1/quests", b'{"title": "Quest", "rewards": {"items": ["\\ud800"]}}'),
+        ("/v1/auth/register", b'{"username": "someone", "password": "\\ud800 long enough pw"}'),
+    ],
+    ids=["derived-key", "inventory", "reward-items", "register-password"],
+)
+async def test_a_lone_surrogate_escape_is_a_422(api: Api, url: str, body: bytes) -> None:
+    # JSON may escape half a UTF-16 pair; such text has no UTF-8 form for either database.
+    await _refused(api, 422, "POST", url, content=body, headers=JSON)
+
+
+async def test_a_login_whose_password_is_a_lone_surrogate_is_a_failed_login(api: Api) -> None:
+    await create_account(api.runtime, "admin", Role.ADMIN)
+    body = b'{"username": "admin", "password": "\\ud800"}'
+    r = await api.client.post("/v1/auth/login", content=body, headers=JSON)
+    assert r.status_code == 401, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    (failed,) = await audit_entries(api.runtime, "login_failed")
+    assert failed.changes["outcome"] == "bad_password"

@@ -6,7 +6,8 @@ rows. Bounded to about a minute: 20 derandomized examples per operation and no c
 phase (its boundary probes doubled the run; the id boundaries are tested in test_factions).
 
 Then the same operations on PostgreSQL (which refuses what SQLite stores), each generated case
-given one hostile value somewhere in its path, query or body: NUL in text, integers past 32,
+given one hostile value somewhere in its path, query or body: NUL or a lone surrogate in text,
+integers past 32,
 63 and 64 bits or of thousands of digits, 1e400, NaN, JSON nested 300 deep. Still no 5xx, and
 every refusal a documented problem.
 """
@@ -144,6 +145,7 @@ def _nested(depth: int) -> Any:
 HOSTILE_BODY_VALUES: list[Any] = [
     "\x00",
     "name\x00with nul",
+    "half a pair: \ud800",
     2**31,
     2**63,
     -(2**63) - 1,
