@@ -7,9 +7,8 @@ phase (its boundary probes doubled the run; the id boundaries are tested in test
 
 Then the same operations on PostgreSQL (which refuses what SQLite stores), each generated case
 given one hostile value somewhere in its path, query or body: NUL or a lone surrogate in text,
-integers past 32,
-63 and 64 bits or of thousands of digits, 1e400, NaN, JSON nested 300 deep. Still no 5xx, and
-every refusal a documented problem.
+integers past 32, 63 and 64 bits or of thousands of digits, 1e400, NaN, JSON nested 300 deep.
+Still no 5xx, and every refusal a documented problem.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
 
 from tests.support.api import ApiUser, api_client, make_user
 from tests.support.databases import ROLE_PREFIX
@@ -173,4 +174,32 @@ async def test_an_unexpected_error_is_a_500_problem_with_a_request_id(
     monkeypatch.undo()
     # The same client (connection) is answered again.
     assert (await client.get("/v1/characters", headers=gm.headers)).status_code == 200
+    assert await _characters(database) == 0
+
+
+@POSTGRES
+async def test_a_session_left_by_a_lost_connection_is_a_503(
+    database: Database,
+    gm_client: tuple[httpx.AsyncClient, ApiUser],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What clean-up raises when it touches a session whose connection died mid-flush.
+    client, gm = gm_client
+
+    async def lost(*_args: object, **_kwargs: object) -> None:
+        try:
+            raise DBAPIError(
+                "INSERT INTO characters ...",
+                {},
+                asyncpg.ConnectionDoesNotExistError(
+                    "connection was closed in the middle of operation"
+                ),
+            )
+        except DBAPIError:
+            raise PendingRollbackError("the transaction was rolled back") from None
+
+    monkeypatch.setattr(characters, "create_character", lost)
+    r = await client.post("/v1/characters", json=NEW_CHARACTER, headers=gm.headers)
+    monkeypatch.undo()
+    _assert_unavailable(r)
     assert await _characters(database) == 0

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -226,10 +226,23 @@ async def _backend_down(request: Request, exc: Exception) -> JSONResponse:
     return _unavailable(request, exc)
 
 
+def _unavailable_in_chain(exc: BaseException) -> bool:
+    # A session used again after its connection died raises PendingRollbackError (from clean-up
+    # code, say), with the lost connection as its context: that context decides the answer.
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if database_unavailable(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # Driver errors that escaped the repositories: unavailability is a 503; anything else is a
     # bug (bad input should have been refused at the boundary) and goes to the catch-all.
-    if database_unavailable(exc):
+    if _unavailable_in_chain(exc):
         return _unavailable(request, exc)
     raise exc
 
@@ -322,6 +335,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(asyncpg.InternalClientError, _backend_down)
     app.add_exception_handler(asyncpg.PostgresError, _database_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PendingRollbackError, _database_error)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
