@@ -209,3 +209,9 @@ async def test_a_login_whose_password_is_a_lone_surrogate_is_a_failed_login(api:
     assert r.headers["content-type"] == "application/problem+json"
     (failed,) = await audit_entries(api.runtime, "login_failed")
     assert failed.changes["outcome"] == "bad_password"
+
+
+async def test_a_nul_in_a_kind_filter_is_a_422(api: Api) -> None:
+    params = {"x": "0", "y": "0", "r": "5", "kind": "tree\x00"}
+    body = await _refused(api, 422, "GET", "/v1/world/entities", params=params)
+    assert body["errors"][0]["loc"][:2] == ["query", "kind"]

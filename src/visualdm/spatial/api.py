@@ -7,6 +7,7 @@ import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, WebSocket, status
+from pydantic import Field
 from starlette.websockets import WebSocketDisconnect
 
 from visualdm.api.deps import CurrentActor, RuntimeDep, UoW
@@ -27,6 +28,7 @@ from visualdm.spatial.schemas import (
 )
 from visualdm.spatial.sync import world_of
 from visualdm.spatial.world import Subscription, World, live_message
+from visualdm.storable import NUL_FREE
 
 router = APIRouter(prefix="/v1/world", tags=["world"])
 
@@ -37,7 +39,8 @@ async def get_world(runtime: RuntimeDep) -> World:
 
 
 WorldDep = Annotated[World, Depends(get_world)]
-Kinds = Annotated[list[str] | None, Query(max_length=20)]
+Kind = Annotated[str, Field(max_length=32, pattern=NUL_FREE)]
+Kinds = Annotated[list[Kind] | None, Query(max_length=20)]
 
 
 @router.get("/entities")
