@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestMetrics)
+    app.add_middleware(errors.UnexpectedErrors)  # outermost: whatever escapes is a problem too
     for router in ROUTERS:
         app.include_router(router)
     lean.install(app, CHARACTER_LEAN_ROUTES)

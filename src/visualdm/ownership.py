@@ -788,6 +788,29 @@ MAX_REQUEST_BODY_BYTES = 64 * 1024
 """Largest request body the API reads; past it the answer is 413 and the rest is never read."""
 
 
+# --- API: hostile input (issue 13) ------------------------------------------------------------
+
+MAX_REQUEST_HEAD_BYTES = 16 * 1024
+"""Largest request line plus header block the server buffers; past it the answer is 431.
+
+Read before authentication, so it bounds what an anonymous connection can make a process hold.
+16 KiB (Node's and h11's default) holds a bearer token and any browser's headers many times over.
+"""
+
+MAX_REQUEST_HEADERS = 100
+"""Most header fields one request may carry (Apache's default); past it the answer is 431."""
+
+JSON_MAX_DEPTH = 32
+"""Deepest nesting of a client-written JSON document (inventory, derived): arrays and objects."""
+
+JSON_MAX_INTEGER = 2**53 - 1
+"""Largest magnitude of an integer inside a client-written JSON document (RFC 7493 I-JSON):
+every JSON reader, the audit chain's hashing included, holds it exactly."""
+
+UNAVAILABLE_RETRY_AFTER = timedelta(seconds=1)
+"""Retry-After of a 503 while the database or Redis does not answer (pool waits included)."""
+
+
 # --- Spatial System: index, collisions, query cache, propagation (issue 5) -----------------
 
 SPATIAL_CHARACTER_SIZE = 1.0

@@ -46,7 +46,7 @@ async def test_the_lean_route_is_first_and_answers_the_read(api: Api) -> None:
     client, _runtime, app, alice = api
     first = app.router.routes[0]
     assert isinstance(first, Route)
-    assert first.path == "/v1/characters/{character_id:int}"
+    assert first.path == "/v1/characters/{character_id:decimal}"
     cid = await _character(client, alice)
     got = await client.get(f"/v1/characters/{cid}", headers=alice.headers)
     assert got.status_code == 200

@@ -11,8 +11,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visualdm.auth.ratelimit import RateLimitState
 from visualdm.ownership import MAX_REQUEST_BODY_BYTES
+from visualdm.storable import BIGINT_MAX
 
-ID_MAX = 2**63 - 1
+ID_MAX = BIGINT_MAX
 """The largest id a BIGINT column holds; larger ones cannot name a row (and overflow drivers)."""
 
 EntityId = Annotated[int, Path(ge=1, le=ID_MAX)]

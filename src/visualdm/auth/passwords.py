@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from visualdm.errors import RuleViolation
 from visualdm.ownership import ARGON2, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from visualdm.storable import encodable
 
 
 @cache
@@ -45,6 +46,8 @@ def check_policy(password: str, *, username: str) -> None:
         raise RuleViolation(
             f"password must be at most {PASSWORD_MAX_LENGTH} characters", field="password"
         )
+    if not encodable(password):
+        raise RuleViolation("password must be valid Unicode text", field="password")
     if username and username.casefold() in password.casefold():
         raise RuleViolation("password must not contain the username", field="password")
 
@@ -69,10 +72,12 @@ async def hash_password(password: str) -> str:
 
 async def verify_password(stored_hash: str | None, password: str) -> bool:
     """Whether `password` matches; with no hash, verify against a dummy so timing is the same."""
-    if stored_hash is None or len(password) > PASSWORD_MAX_LENGTH:
-        # Same work whether or not the account exists; over-long input is never hashed in full
-        # (no stored password can be that long: the policy refused it when it was set).
-        await asyncio.to_thread(verify_sync, dummy_hash(), password[:PASSWORD_MAX_LENGTH])
+    if stored_hash is None or len(password) > PASSWORD_MAX_LENGTH or not encodable(password):
+        # Same work whether or not the account exists; over-long input is never hashed in full,
+        # nor is text with lone surrogates (JSON's "\ud800"), which has no UTF-8 form: no stored
+        # password can be either, the policy refused it when it was set.
+        stand_in = password[:PASSWORD_MAX_LENGTH].encode("utf-8", "replace").decode()
+        await asyncio.to_thread(verify_sync, dummy_hash(), stand_in)
         return False
     return await asyncio.to_thread(verify_sync, stored_hash, password)
 

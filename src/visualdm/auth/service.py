@@ -18,6 +18,7 @@ from visualdm.auth.tokens import TokenClaims
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import NotAuthenticated, NotFound, PermissionDenied, RateLimited
 from visualdm.ownership import Action, Module, Resource, Role
+from visualdm.storable import storable_text
 from visualdm.users import repository
 from visualdm.users.schemas import AccessToken, PasswordChange, UserRead
 from visualdm.users.service import ENTITY, revoke_sessions
@@ -53,7 +54,7 @@ def _attempt(
         entity=ENTITY,
         entity_id=user_id,
         changes={"outcome": outcome},
-        personal={"username": name, "ip": ip},
+        personal={"username": storable_text(name), "ip": ip},
     )
 
 
@@ -74,7 +75,11 @@ async def authenticate(
                 uow, actor=AUTHENTICATION, user_id=None, outcome="throttled", name=username, ip=ip
             )
             return LoginResult(error=exc)
-        user = await repository.get_by_username(uow.session, username)
+        # No account's name holds NUL (the databases cannot store it): such a name is an
+        # unknown user, looked up nowhere, and costs and answers like any other.
+        user = (
+            None if "\x00" in username else await repository.get_by_username(uow.session, username)
+        )
         matches = await passwords.verify_password(user.password_hash if user else None, password)
         if user is None or not matches or not user.is_active:
             if not matches:

@@ -24,6 +24,7 @@ from visualdm.factions import service as factions
 from visualdm.factions.schemas import MembershipRead
 from visualdm.quests import service as quests
 from visualdm.quests.schemas import AssignmentRead
+from visualdm.storable import NUL_FREE
 
 router = APIRouter(prefix="/v1/characters", tags=["characters"])
 
@@ -33,8 +34,8 @@ async def list_characters(
     uow: UoW,
     actor: CurrentActor,
     owner_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
-    race: Annotated[str | None, Query(max_length=50)] = None,
-    name_contains: Annotated[str | None, Query(max_length=100)] = None,
+    race: Annotated[str | None, Query(max_length=50, pattern=NUL_FREE)] = None,
+    name_contains: Annotated[str | None, Query(max_length=100, pattern=NUL_FREE)] = None,
     min_level: Annotated[int | None, Query(ge=1, le=30)] = None,
     max_level: Annotated[int | None, Query(ge=1, le=30)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -91,7 +92,7 @@ async def _lean_read_character(request: Request) -> Response:
 
 LEAN_ROUTES = (
     lean_route(
-        "/v1/characters/{character_id:int}",
+        "/v1/characters/{character_id:decimal}",
         _lean_read_character,
         documented_as="/v1/characters/{character_id}",
     ),

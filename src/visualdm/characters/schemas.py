@@ -7,8 +7,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
+from visualdm.storable import INT32_MAX, NUL_FREE, JsonArray, JsonObject, RowId, UtcTime
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NUL_FREE)
+]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50, pattern=NUL_FREE)]
+Race = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=NUL_FREE)
+]
+Gold = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Score = Annotated[int, Field(ge=1, le=30)]
 Level = Annotated[int, Field(ge=1, le=30)]
 Coordinate = Annotated[float, Field(allow_inf_nan=False)]
@@ -21,9 +29,9 @@ class _Strict(BaseModel):
 class CharacterCreate(_Strict):
     """A new character; `owner_id` defaults to the calling player."""
 
-    owner_id: int | None = Field(default=None, ge=1)
+    owner_id: RowId | None = None
     name: Name
-    race: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+    race: Race
     background: Label = ""
     character_class: Label = ""
     level: Level = 1
@@ -37,9 +45,9 @@ class CharacterCreate(_Strict):
     hp: int | None = Field(default=None, ge=0, le=10_000)
     armor_class: int = Field(default=10, ge=0, le=100)
     speed: int = Field(default=30, ge=0, le=1_000)
-    gold: int = Field(default=0, ge=0)
-    inventory: list[Any] = Field(default_factory=list, max_length=1_000)
-    derived: dict[str, Any] = Field(default_factory=dict)
+    gold: Gold = 0
+    inventory: JsonArray = Field(default_factory=list, max_length=1_000)
+    derived: JsonObject = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _hp_within_max(self) -> CharacterCreate:
@@ -66,9 +74,9 @@ class CharacterUpdate(_Strict):
     hp: int | None = Field(default=None, ge=0, le=10_000)
     armor_class: int | None = Field(default=None, ge=0, le=100)
     speed: int | None = Field(default=None, ge=0, le=1_000)
-    gold: int | None = Field(default=None, ge=0)
-    inventory: list[Any] | None = Field(default=None, max_length=1_000)
-    derived: dict[str, Any] | None = None
+    gold: Gold | None = None
+    inventory: JsonArray | None = Field(default=None, max_length=1_000)
+    derived: JsonObject | None = None
 
 
 class Position(BaseModel):
@@ -84,7 +92,7 @@ class PositionUpdate(_Strict):
 
     x: Coordinate
     y: Coordinate
-    at: datetime | None = None
+    at: UtcTime | None = None
 
 
 class PositionResult(BaseModel):
@@ -131,9 +139,9 @@ class CharacterRead(BaseModel):
 class CharacterFilter(_Strict):
     """List filters; all optional and combined with AND."""
 
-    owner_id: int | None = None
-    race: str | None = None
-    name_contains: str | None = Field(default=None, max_length=100)
+    owner_id: RowId | None = None
+    race: str | None = Field(default=None, max_length=50, pattern=NUL_FREE)
+    name_contains: str | None = Field(default=None, max_length=100, pattern=NUL_FREE)
     min_level: int | None = Field(default=None, ge=1, le=30)
     max_level: int | None = Field(default=None, ge=1, le=30)
 

@@ -19,6 +19,9 @@ app.add_typer(spatial.app, name="spatial")
 app.add_typer(archive.archive_app, name="archive")
 app.command("maintain")(maintain.maintain)
 
+HTTP_PROTOCOL = "visualdm.api.server:HeadLimitedHttpToolsProtocol"
+"""The server's HTTP/1.1 protocol (uvicorn's httptools one, bounded; api/server.py)."""
+
 
 @app.command()
 def serve(
@@ -35,6 +38,9 @@ def serve(
         workers=workers,
         log_level="info",
         proxy_headers=False,
+        # httptools, with the registry's bounds on request heads; named, not imported, so
+        # other commands do not load the HTTP stack.
+        http=HTTP_PROTOCOL,
     )
 
 

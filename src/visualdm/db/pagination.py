@@ -11,6 +11,7 @@ import orjson
 
 from visualdm.errors import RuleViolation
 from visualdm.ownership import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from visualdm.storable import BIGINT_MAX
 
 T = TypeVar("T")
 
@@ -29,7 +30,8 @@ def decode_cursor(cursor: str | None) -> int | None:
         after = orjson.loads(raw)["after"]
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise RuleViolation("invalid cursor", cursor=cursor) from exc
-    if not isinstance(after, int) or after < 0:
+    # Past BIGINT an id cannot name a row, and the driver refuses to send it.
+    if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= BIGINT_MAX:
         raise RuleViolation("invalid cursor", cursor=cursor)
     return after
 

@@ -27,6 +27,7 @@ from visualdm.factions.schemas import (
     Stance,
 )
 from visualdm.ownership import PAGE_SIZE_MAX
+from visualdm.storable import NUL_FREE
 
 router = APIRouter(prefix="/v1/factions", tags=["factions"], responses=problems(401, 403, 429))
 
@@ -54,7 +55,7 @@ async def list_factions(
     uow: UoW,
     actor: CurrentActor,
     parent_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
-    name_contains: Annotated[str | None, Query(max_length=100)] = None,
+    name_contains: Annotated[str | None, Query(max_length=100, pattern=NUL_FREE)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)] = None,
 ) -> FactionPage:

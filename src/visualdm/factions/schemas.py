@@ -8,9 +8,17 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10_000)]
-Rank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+from visualdm.storable import NUL_FREE, RowId
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NUL_FREE)
+]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=10_000, pattern=NUL_FREE)
+]
+Rank = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=NUL_FREE)
+]
 
 SCORE_MIN, SCORE_MAX = -100, 100
 """Bounds of relation scores and member standing (the tables' CHECK constraints)."""
@@ -36,7 +44,7 @@ class FactionCreate(_Strict):
 
     name: Name
     description: Description = ""
-    parent_id: int | None = Field(default=None, ge=1)
+    parent_id: RowId | None = None
 
 
 class FactionUpdate(_Strict):
@@ -44,7 +52,7 @@ class FactionUpdate(_Strict):
 
     name: Name | None = None
     description: Description | None = None
-    parent_id: int | None = Field(default=None, ge=1)
+    parent_id: RowId | None = None
 
 
 class FactionRead(BaseModel):
@@ -64,8 +72,8 @@ class FactionRead(BaseModel):
 class FactionFilter(_Strict):
     """List filters; all optional and combined with AND."""
 
-    parent_id: int | None = Field(default=None, ge=1)
-    name_contains: str | None = Field(default=None, max_length=100)
+    parent_id: RowId | None = None
+    name_contains: str | None = Field(default=None, max_length=100, pattern=NUL_FREE)
 
 
 class FactionPage(BaseModel):

@@ -23,6 +23,7 @@ from visualdm.quests.schemas import (
     QuestStatus,
     QuestUpdate,
 )
+from visualdm.storable import NUL_FREE
 
 router = APIRouter(prefix="/v1/quests", tags=["quests"], responses=problems(401, 403, 429))
 
@@ -61,7 +62,7 @@ async def list_quests(
     uow: UoW,
     actor: CurrentActor,
     quest_status: Annotated[QuestStatus | None, Query(alias="status")] = None,
-    title_contains: Annotated[str | None, Query(max_length=200)] = None,
+    title_contains: Annotated[str | None, Query(max_length=200, pattern=NUL_FREE)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)] = None,
 ) -> QuestPage:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Text = Annotated[str, StringConstraints(max_length=10_000)]
-ObjectiveId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+from visualdm.storable import NUL_FREE, JsonArray, RowId
+
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NUL_FREE)
+]
+Text = Annotated[str, StringConstraints(max_length=10_000, pattern=NUL_FREE)]
+ObjectiveId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=NUL_FREE)
+]
 Level = Annotated[int, Field(ge=1, le=30)]
-FactionId = Annotated[int, Field(ge=1)]
+FactionId = RowId
 # Standing lives in -100..100, so one reward can swing it at most from one end to the other.
 StandingDelta = Annotated[int, Field(ge=-200, le=200)]
 QuestStatus = Literal["draft", "available", "active", "completed", "failed"]
@@ -55,7 +61,7 @@ class Rewards(_Strict):
 
     xp: int = Field(default=0, ge=0, le=10_000_000)
     gold: int = Field(default=0, ge=0, le=10_000_000)
-    items: list[Any] = Field(default_factory=list, max_length=100)
+    items: JsonArray = Field(default_factory=list, max_length=100)
     faction_standing: list[StandingReward] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")

@@ -7,9 +7,11 @@ import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, WebSocket, status
+from pydantic import Field
 from starlette.websockets import WebSocketDisconnect
 
 from visualdm.api.deps import CurrentActor, RuntimeDep, UoW
+from visualdm.api.limits import EntityId
 from visualdm.auth.service import principal_from_token
 from visualdm.errors import DomainError, RuleViolation
 from visualdm.ownership import SPATIAL_WS_AUTH_TIMEOUT
@@ -26,6 +28,7 @@ from visualdm.spatial.schemas import (
 )
 from visualdm.spatial.sync import world_of
 from visualdm.spatial.world import Subscription, World, live_message
+from visualdm.storable import NUL_FREE
 
 router = APIRouter(prefix="/v1/world", tags=["world"])
 
@@ -36,7 +39,8 @@ async def get_world(runtime: RuntimeDep) -> World:
 
 
 WorldDep = Annotated[World, Depends(get_world)]
-Kinds = Annotated[list[str] | None, Query(max_length=20)]
+Kind = Annotated[str, Field(max_length=32, pattern=NUL_FREE)]
+Kinds = Annotated[list[Kind] | None, Query(max_length=20)]
 
 
 @router.get("/entities")
@@ -74,21 +78,23 @@ async def create_entity(
 
 
 @router.get("/entities/{entity_id}")
-async def get_entity(uow: UoW, actor: CurrentActor, entity_id: int) -> EntityRead:
+async def get_entity(uow: UoW, actor: CurrentActor, entity_id: EntityId) -> EntityRead:
     """Read one world entity."""
     return await service.get_entity(uow, actor=actor, entity_id=entity_id)
 
 
 @router.put("/entities/{entity_id}")
 async def update_entity(
-    uow: UoW, world: WorldDep, actor: CurrentActor, entity_id: int, body: WorldEntityUpdate
+    uow: UoW, world: WorldDep, actor: CurrentActor, entity_id: EntityId, body: WorldEntityUpdate
 ) -> MoveResult:
     """Move or change an entity: last-writer-wins by `at`, pushed out of solid entities."""
     return await service.update_entity(uow, world, actor=actor, entity_id=entity_id, changes=body)
 
 
 @router.delete("/entities/{entity_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_entity(uow: UoW, world: WorldDep, actor: CurrentActor, entity_id: int) -> None:
+async def delete_entity(
+    uow: UoW, world: WorldDep, actor: CurrentActor, entity_id: EntityId
+) -> None:
     """Delete a world entity at once."""
     await service.delete_entity(uow, world, actor=actor, entity_id=entity_id)
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from visualdm.spatial.index import Placed
+from visualdm.storable import NUL_FREE, UtcTime
+
+Kind = Annotated[str, Field(min_length=1, max_length=32, pattern=NUL_FREE)]
+EntityName = Annotated[str, Field(max_length=100, pattern=NUL_FREE)]
 
 
 class _Strict(BaseModel):
@@ -16,14 +21,14 @@ class _Strict(BaseModel):
 class WorldEntityCreate(_Strict):
     """A building, static object or NPC that World Generation places; (x, y) is its centre."""
 
-    kind: str = Field(min_length=1, max_length=32)
-    name: str = Field(default="", max_length=100)
+    kind: Kind
+    name: EntityName = ""
     x: float
     y: float
     width: float
     height: float
     is_solid: bool = True
-    at: datetime | None = None
+    at: UtcTime | None = None
 
 
 class WorldEntityUpdate(_Strict):
@@ -33,10 +38,10 @@ class WorldEntityUpdate(_Strict):
     y: float | None = None
     width: float | None = None
     height: float | None = None
-    kind: str | None = Field(default=None, min_length=1, max_length=32)
-    name: str | None = Field(default=None, max_length=100)
+    kind: Kind | None = None
+    name: EntityName | None = None
     is_solid: bool | None = None
-    at: datetime | None = None
+    at: UtcTime | None = None
 
 
 class EntityRead(BaseModel):

@@ -12,7 +12,7 @@ from visualdm.ownership import PASSWORD_MAX_LENGTH, Role
 # ASCII only: Python's and the databases' lower() agree on it, so case-insensitive uniqueness
 # holds everywhere, and look-alike Unicode names cannot impersonate others.
 Username = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
 
 
