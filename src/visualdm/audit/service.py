@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Table
 
 from visualdm.access.principals import Actor, SystemActor, UserActor
 from visualdm.audit.chain import seal_personal, stored_text
@@ -18,6 +18,7 @@ from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.ownership import REDACTED_FIELDS, SENSITIVE_READS, Resource
 
 REDACTED = "[redacted]"
+_LOG: Table = AuditEntry.__table__  # type: ignore[assignment]
 
 
 def _plain(value: Any) -> Any:
@@ -104,7 +105,7 @@ def record_created(
 
 
 async def _insert_pending(uow: UnitOfWork) -> None:
-    """Insert every queued entry, unsealed, in one statement and without RETURNING.
+    """Queue every recorded entry for insertion (unsealed, without RETURNING) before commit.
 
     It runs under whatever role the transaction holds: every module role may insert here.
     """
@@ -128,4 +129,4 @@ async def _insert_pending(uow: UnitOfWork) -> None:
                 "personal_digest": digest,
             }
         )
-    await uow.execute(insert(AuditEntry), rows)
+    uow.append_rows(_LOG, rows)

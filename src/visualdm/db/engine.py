@@ -36,6 +36,37 @@ def _on_begin(session: Session, _transaction: Any, connection: Any) -> None:
         callback(connection)
 
 
+ROLE_STATE = "vdm_role_state"
+"""Key of a connection's RoleState in its `info` while a unit of work holds it."""
+
+
+@dataclass
+class RoleState:
+    """The module role in effect on a connection's transaction, and whether leaving it is owed.
+
+    Leaving a module block does not reset the role at once: the reset is owed, and paid just
+    before the next statement (`_pay_owed_reset`). Most transactions run no statement outside
+    their module block and commit, which ends SET LOCAL anyway: the round trip is saved.
+    """
+
+    current: Module | None = None
+    reset_due: bool = False
+
+
+def _pay_owed_reset(
+    conn: Any, cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool
+) -> None:
+    state = conn.info.get(ROLE_STATE)
+    if state is not None and state.reset_due:
+        cursor.execute("RESET ROLE")
+        state.reset_due = False
+        state.current = None
+
+
+def _forget_role_state(conn: Any) -> None:
+    conn.info.pop(ROLE_STATE, None)
+
+
 @dataclass
 class Database:
     """An engine, its session factory and the role policy units of work run under."""
@@ -102,6 +133,11 @@ def create_database(settings: Settings, *, role_prefix: str | None = None) -> Da
             pool_pre_ping=False,
         )
         prefix = (role_prefix or settings.db_role_prefix) if settings.db_roles else None
+        sync_engine = engine.sync_engine
+        event.listen(sync_engine, "before_cursor_execute", _pay_owed_reset)
+        # SET LOCAL ends with the transaction: so does what the state says about it.
+        event.listen(sync_engine, "commit", _forget_role_state)
+        event.listen(sync_engine, "rollback", _forget_role_state)
     sessions = async_sessionmaker(
         engine, expire_on_commit=False, autoflush=True, sync_session_class=UnitSession
     )

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Executable
+from sqlalchemy import Executable, Table, insert
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from visualdm.clock import Clock
-from visualdm.db.engine import Database
+from visualdm.db.engine import ROLE_STATE, Database, RoleState
 from visualdm.events import outbox
 from visualdm.events.bus import DomainEvent, EventBus
 from visualdm.ownership import Module
@@ -54,9 +54,10 @@ class UnitOfWork:
     _after_commit: list[AfterCommit] = field(default_factory=list)
     _before_commit: list[BeforeCommit] = field(default_factory=list)
     _has_connection: bool = False
-    _role: Module | None = None
+    _roles: RoleState | None = None
     _session: AsyncSession | None = None
     _staged: list[str] = field(default_factory=list)
+    _appended: list[tuple[Table, list[dict[str, Any]]]] = field(default_factory=list)
     wrote_cache: bool = False
     """Whether this unit queued cache changes (its own reads then bypass the cache)."""
 
@@ -94,10 +95,33 @@ class UnitOfWork:
     def _connected(self, connection: Any) -> None:
         """Session hook: the transaction took its connection; give it the current module's role."""
         self._has_connection = True
+        if self.db.role_prefix is None:
+            return
+        self._roles = connection.info[ROLE_STATE] = RoleState()
         sql = None if self.module is None else self.db.set_role_sql(self.module)
         if sql is not None:
             connection.exec_driver_sql(sql)
-            self._role = self.module
+            self._roles.current = self.module
+
+    def append_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Queue `rows` for `table`, inserted just before commit with the others queued."""
+        if rows:
+            self._appended.append((table, rows))
+
+    async def _insert_appended(self) -> None:
+        """Insert the queued rows: on PostgreSQL in one statement (data-modifying CTEs)."""
+        batches, self._appended = self._appended, []
+        if self.db.dialect == "postgresql" and len(batches) > 1:
+            *others, (table, rows) = batches
+            statement = insert(table).values(rows)
+            for number, (other, other_rows) in enumerate(others):
+                statement = statement.add_cte(
+                    insert(other).values(other_rows).cte(f"appended_{number}")
+                )
+            await self.execute(statement)
+            return
+        for table, rows in batches:
+            await self.execute(insert(table), rows)
 
     def publish(self, event: DomainEvent) -> None:
         """Queue `event`; it is published after (and only if) the transaction commits."""
@@ -114,13 +138,20 @@ class UnitOfWork:
     async def _set_role(self, module: Module | None) -> None:
         # Before the first statement there is no connection to set: _connected() applies the
         # role when one is taken, so a request served from the cache costs no database trip.
-        if self.db.role_prefix is None or not self._has_connection or module is self._role:
+        roles = self._roles
+        if roles is None or not self._has_connection:
             return
-        sql = "RESET ROLE" if module is None else self.db.set_role_sql(module)
-        if sql is not None:
+        if module is None:
+            # Owed, not paid: the next statement resets first (db/engine.py), if one comes.
+            roles.reset_due = roles.current is not None
+            return
+        roles.reset_due = False
+        if module is not roles.current:
+            sql = self.db.set_role_sql(module)
+            assert sql is not None  # there are roles: self._roles exists
             connection = await self.session.connection()
             await connection.exec_driver_sql(sql)
-            self._role = module
+            roles.current = module
 
     async def _reset_role_quietly(self, module: Module | None) -> None:
         # The transaction is already failing and will be rolled back as a whole; whatever the
@@ -129,11 +160,22 @@ class UnitOfWork:
             await self._set_role(module)
 
     async def _finish(self) -> None:
+        last = self._roles.current if self._roles is not None else None
+        if last is not None and self.module is None:
+            # Audit and outbox rows may be inserted under any module role: staying in the
+            # last one spares the reset before them.
+            async with self.acting_as(last):
+                await self._before_commit_work()
+        else:
+            await self._before_commit_work()
+
+    async def _before_commit_work(self) -> None:
         for callback in self._before_commit:
             await callback(self)
         if self.events or self.cache_tags:
             # The events commit with the change or not at all (events/outbox.py).
-            self._staged = await outbox.stage(self)
+            self._staged = outbox.stage(self)
+        await self._insert_appended()
 
     async def _committed(self) -> None:
         for callback in self._after_commit:

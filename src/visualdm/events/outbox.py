@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 import structlog
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import FetchedValue, Index, String, Table, Text, delete, insert, select
+from sqlalchemy import FetchedValue, Index, String, Table, Text, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from visualdm.clock import Clock
@@ -89,10 +89,10 @@ def rows_of(
     ]
 
 
-async def stage(uow: UnitOfWork) -> list[str]:
-    """Write the transaction's events (and cache tags) as outbox rows; returns their event ids."""
+def stage(uow: UnitOfWork) -> list[str]:
+    """Queue the transaction's events (and cache tags) as outbox rows; returns their ids."""
     rows = rows_of(uow.events, uow.cache_tags, uow.clock.now())
-    await uow.execute(insert(_TABLE), rows)
+    uow.append_rows(_TABLE, rows)
     return [r["event_id"] for r in rows]
 
 

@@ -70,3 +70,34 @@ async def test_an_audit_entry_alone_is_still_committed(database: Database, uow: 
     async with uow() as u:
         after = await u.session.scalar(select(func.count()).select_from(AuditEntry))
     assert after == (before or 0) + 1
+
+
+async def test_leaving_a_module_is_paid_only_when_a_statement_follows(
+    database: Database, uow: UowFactory
+) -> None:
+    if database.role_prefix is None:
+        assert database.dialect == "sqlite"
+        return
+    role = f"{database.role_prefix}{Module.CHARACTER_MANAGEMENT.value}"
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        sent.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with uow() as u:
+            async with u.acting_as(Module.CHARACTER_MANAGEMENT):
+                first = await _current_user(u)
+            sent.clear()
+            async with u.acting_as(Module.CHARACTER_MANAGEMENT):
+                second = await _current_user(u)
+            assert not any("ROLE" in s for s in sent)  # back in the same module: no switch
+            outside = await _current_user(u)  # the owed reset is paid before this statement
+            async with u.acting_as(Module.CHARACTER_MANAGEMENT):
+                third = await _current_user(u)  # and the role is taken again after it
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+    assert first == second == third == role
+    assert outside != role
+    assert not outside.startswith(database.role_prefix)
