@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Row, Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from visualdm.characters.models import Character
 from visualdm.characters.schemas import CharacterFilter
 from visualdm.db.text import ilike_contains
+from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.errors import NotFound
 
 
@@ -26,6 +28,18 @@ async def get(
     if lock:
         stmt = stmt.with_for_update()
     return await session.scalar(stmt)
+
+
+_TABLE = Character.__table__
+_LIVE_ROW = select(_TABLE).where(
+    _TABLE.c.id == bindparam("character_id"), _TABLE.c.deleted_at.is_(None)
+)
+
+
+async def read_live(uow: UnitOfWork, character_id: int) -> Row[Any] | None:
+    """Return the live character as a plain row (no ORM object), or None; a read of one round
+    trip when the unit of work has not begun (UnitOfWork.read_one)."""
+    return await uow.read_one(_LIVE_ROW, {"character_id": character_id})
 
 
 async def get_live(

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
+
 from visualdm.access.policy import authorize
 from visualdm.access.principals import Actor, UserActor
 from visualdm.audit import service as audit
@@ -44,7 +46,7 @@ def tags_of(character_id: int) -> list[str]:
     return [f"character:{character_id}"]
 
 
-def to_read(row: Character) -> CharacterRead:
+def to_read(row: Character | Row[Any]) -> CharacterRead:
     """Return the API view of a row."""
     data = {c: getattr(row, c) for c in CharacterRead.model_fields if hasattr(row, c)}
     data["position"] = (
@@ -115,7 +117,7 @@ async def get_character_document(
         authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.READ)
 
         async def load() -> dict[str, Any] | None:
-            row = await repo.get(uow.session, character_id)
+            row = await repo.read_live(uow, character_id)
             return None if row is None else to_read(row).model_dump(mode="json")
 
         value = await cache.read_through(

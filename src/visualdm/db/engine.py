@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
@@ -74,6 +74,35 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     role_prefix: str | None
+    reader_pool_size: int = 2
+    _readers: dict[Module, AsyncEngine] = field(default_factory=dict)
+
+    def reader(self, module: Module) -> AsyncEngine:
+        """An autocommit engine (PostgreSQL) whose connections are `module`'s role from the start.
+
+        A read of one statement runs there in one round trip: no BEGIN, no role switch, no
+        COMMIT. Its pool is the module's own, so a connection never serves another role.
+        """
+        found = self._readers.get(module)
+        if found is None:
+            found = create_async_engine(
+                self.engine.url,
+                pool_size=self.reader_pool_size,
+                max_overflow=self.reader_pool_size,
+                isolation_level="AUTOCOMMIT",
+            )
+            role = self.set_role_sql(module)
+            if role is not None:
+                session_role = role.replace("SET LOCAL ROLE", "SET ROLE", 1)
+
+                @event.listens_for(found.sync_engine, "connect")
+                def _as_module(dbapi_conn: Any, _record: Any) -> None:
+                    cursor = dbapi_conn.cursor()
+                    cursor.execute(session_role)
+                    cursor.close()
+
+            self._readers[module] = found
+        return found
 
     def set_role_sql(self, module: Module) -> str | None:
         """The statement that puts a transaction under `module`'s role; None without roles."""
@@ -89,6 +118,9 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        for reader in self._readers.values():
+            await reader.dispose()
+        self._readers.clear()
         await self.engine.dispose()
 
 
@@ -141,4 +173,9 @@ def create_database(settings: Settings, *, role_prefix: str | None = None) -> Da
     sessions = async_sessionmaker(
         engine, expire_on_commit=False, autoflush=True, sync_session_class=UnitSession
     )
-    return Database(engine=engine, sessions=sessions, role_prefix=prefix)
+    return Database(
+        engine=engine,
+        sessions=sessions,
+        role_prefix=prefix,
+        reader_pool_size=max(2, settings.db_pool_size // 2),
+    )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import Executable, Table, insert
-from sqlalchemy.engine import Result
+from sqlalchemy.engine import Result, Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -102,6 +102,20 @@ class UnitOfWork:
         if sql is not None:
             connection.exec_driver_sql(sql)
             self._roles.current = self.module
+
+    async def read_one(self, statement: Executable, params: Any = None) -> Row[Any] | None:
+        """The first row of a read; alone on the module's reader when no transaction is open.
+
+        On PostgreSQL a unit of work that has not begun runs the read on its module's
+        autocommit reader (db/engine.py): one round trip. Otherwise it runs in the transaction,
+        which also sees the unit's own uncommitted changes.
+        """
+        module = self.module
+        in_transaction = self._session is not None and self._session.in_transaction()
+        if module is None or in_transaction or self.db.dialect != "postgresql":
+            return (await self.execute(statement, params)).first()
+        async with self.db.reader(module).connect() as connection:
+            return (await connection.execute(statement, params)).first()
 
     def append_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Queue `rows` for `table`, inserted just before commit with the others queued."""
