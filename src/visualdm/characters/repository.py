@@ -36,6 +36,21 @@ _LIVE_ROW = select(_TABLE).where(
 )
 
 
+_LIVE_ROW_LOCKED = _LIVE_ROW.with_for_update()
+
+
+async def read_live_row(uow: UnitOfWork, character_id: int, *, lock: bool = False) -> Row[Any]:
+    """Return the live character as a Core row in the transaction (`lock`: held until it
+    ends); NotFound if missing or soft-deleted."""
+    found = await uow.execute(
+        _LIVE_ROW_LOCKED if lock else _LIVE_ROW, {"character_id": character_id}
+    )
+    row = found.first()
+    if row is None:
+        raise NotFound("character", character_id)
+    return row
+
+
 async def read_live(uow: UnitOfWork, character_id: int) -> Row[Any] | None:
     """Return the live character as a plain row (no ORM object), or None; a read of one round
     trip when the unit of work has not begun (UnitOfWork.read_one)."""
@@ -100,10 +115,10 @@ async def live_ids(session: AsyncSession, ids: list[int]) -> set[int]:
     return set(found.all())
 
 
-async def owner_of_live(session: AsyncSession, character_id: int) -> int | None:
+async def owner_of_live(uow: UnitOfWork, character_id: int) -> int | None:
     """Return the owner of a live character (None for an NPC); NotFound if missing or deleted."""
     found = (
-        await session.execute(
+        await uow.execute(
             select(Character.owner_id).where(
                 Character.id == character_id, Character.deleted_at.is_(None)
             )
@@ -116,10 +131,10 @@ async def owner_of_live(session: AsyncSession, character_id: int) -> int | None:
 
 
 async def move_if_newer(
-    session: AsyncSession, character_id: int, *, x: float, y: float, at: datetime
+    uow: UnitOfWork, character_id: int, *, x: float, y: float, at: datetime
 ) -> bool:
     """Set the position only if `at` is newer than the stored one (atomic last-writer-wins)."""
-    result = await session.execute(
+    result = await uow.execute(
         update(Character)
         .where(
             Character.id == character_id,
@@ -128,17 +143,16 @@ async def move_if_newer(
         )
         .values(x=x, y=y, position_updated_at=at)
         .returning(Character.id)
-        .execution_options(synchronize_session=False)
     )
     return result.first() is not None
 
 
 async def position_of(
-    session: AsyncSession, character_id: int
+    uow: UnitOfWork, character_id: int
 ) -> tuple[float | None, float | None, datetime | None]:
     """Return the stored (x, y, position_updated_at) of a character."""
     row = (
-        await session.execute(
+        await uow.execute(
             select(Character.x, Character.y, Character.position_updated_at).where(
                 Character.id == character_id
             )

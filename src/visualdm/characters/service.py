@@ -31,12 +31,13 @@ from visualdm.characters.schemas import (
 from visualdm.db.inserts import inserted
 from visualdm.db.pagination import decode_cursor, next_cursor, page_size
 from visualdm.db.unit_of_work import UnitOfWork
-from visualdm.db.versioned import retry_on_conflict, update_versioned, write_versioned
+from visualdm.db.versioned import retry_on_conflict, stale, store_row, update_versioned
 from visualdm.errors import NotFound, RuleViolation, VersionConflict
 from visualdm.events.bus import DomainEvent
 from visualdm.ownership import Action, Domain, Module, Resource
 
 ENTITY = "character"
+_TABLE = Character.__table__
 CREATION = Module.CHARACTER_CREATION
 MANAGEMENT = Module.CHARACTER_MANAGEMENT
 
@@ -46,12 +47,21 @@ def tags_of(character_id: int) -> list[str]:
     return [f"character:{character_id}"]
 
 
-def to_read(row: Character | Row[Any]) -> CharacterRead:
-    """Return the API view of a row."""
-    data = {c: getattr(row, c) for c in CharacterRead.model_fields if hasattr(row, c)}
+def to_read(row: Character | Row[Any] | Mapping[str, Any]) -> CharacterRead:
+    """Return the API view of a row (an ORM object, a Core row or a mapping of its columns)."""
+    columns: Mapping[Any, Any] | None = (
+        row._mapping if isinstance(row, Row) else row if isinstance(row, Mapping) else None
+    )
+    if columns is not None:
+        data = {c: columns[c] for c in CharacterRead.model_fields if c in columns}
+        x, y, at = columns["x"], columns["y"], columns["position_updated_at"]
+    else:
+        assert isinstance(row, Character)
+        data = {c: getattr(row, c) for c in CharacterRead.model_fields if hasattr(row, c)}
+        x, y, at = row.x, row.y, row.position_updated_at
     data["position"] = (
-        Position(x=row.x, y=row.y, updated_at=row.position_updated_at)
-        if row.x is not None and row.y is not None and row.position_updated_at is not None
+        Position(x=x, y=y, updated_at=at)
+        if x is not None and y is not None and at is not None
         else None
     )
     return CharacterRead.model_validate(data)
@@ -61,17 +71,20 @@ def _snapshot(row: Character) -> dict[str, Any]:
     return to_read(row).model_dump(mode="json", exclude={"position"})
 
 
-def _after_write(uow: UnitOfWork, row: Character, event: str, changes: dict[str, Any]) -> None:
-    value = to_read(row)
+def _after_write(
+    uow: UnitOfWork, value: CharacterRead, event: str, changes: Mapping[str, Any]
+) -> CharacterRead:
+    """Queue the cache write-through and the event of a stored change; returns `value`."""
     cache.write_through(
         uow,
         Domain.CHARACTER,
-        row.id,
+        value.id,
         value.model_dump(mode="json"),
-        version=row.version,
-        tags=tags_of(row.id),
+        version=value.version,
+        tags=tags_of(value.id),
     )
-    uow.publish(DomainEvent(event, ENTITY, row.id, uow.clock.now(), {"changed": sorted(changes)}))
+    uow.publish(DomainEvent(event, ENTITY, value.id, uow.clock.now(), {"changed": sorted(changes)}))
+    return value
 
 
 async def create_character(
@@ -98,8 +111,7 @@ async def create_character(
             raise RuleViolation(f"owner {owner_id} is not an existing user", owner_id=owner_id)
         snapshot = _snapshot(row)
         audit.record_created(uow, actor=actor, entity=ENTITY, entity_id=row.id, values=snapshot)
-        _after_write(uow, row, "character.created", snapshot)
-        return to_read(row)
+        return _after_write(uow, to_read(row), "character.created", snapshot)
 
 
 async def get_character(uow: UnitOfWork, *, actor: Actor, character_id: int) -> CharacterRead:
@@ -165,32 +177,32 @@ async def update_character(
             raise RuleViolation(f"{name} cannot be null", field=name)
     async with uow.acting_as(MANAGEMENT):
 
-        async def attempt(lock: bool) -> tuple[Character, dict[str, Any]] | None:
-            row = await repo.get_live(uow.session, character_id, fresh=True, lock=lock)
-            authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
-            if expected_version is not None and row.version != expected_version:
-                raise VersionConflict(ENTITY, character_id, current_version=row.version)
-            hp, max_hp = given.get("hp", row.hp), given.get("max_hp", row.max_hp)
+        async def attempt(lock: bool) -> tuple[CharacterRead, dict[str, Any]] | None:
+            row = (await repo.read_live_row(uow, character_id, lock=lock))._mapping
+            authorize(
+                actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row["owner_id"]
+            )
+            if expected_version is not None and row["version"] != expected_version:
+                raise VersionConflict(ENTITY, character_id, current_version=row["version"])
+            hp, max_hp = given.get("hp", row["hp"]), given.get("max_hp", row["max_hp"])
             if hp > max_hp:
                 raise RuleViolation("hp cannot exceed max_hp", hp=hp, max_hp=max_hp)
-            before = _snapshot(row)
             now = uow.clock.now()
             values = {**given, "updated_at": now, "last_active_at": now}
-            if expected_version is not None:
-                # The client's version is the condition: a racer means a conflict, not a retry.
-                await write_versioned(uow, row, values, entity=ENTITY)
-            elif not await update_versioned(uow, row, values):
+            version = await store_row(uow, _TABLE, character_id, row["version"], values)
+            if version is None:
+                if expected_version is not None:
+                    # The client's version is the condition: a racer means a conflict.
+                    raise await stale(uow, Character, ENTITY, character_id)
                 return None
-            return row, audit.diff(before, _snapshot(row))
+            changed = {k: {"old": row[k], "new": v} for k, v in given.items() if row[k] != v}
+            return to_read({**row, **values, "version": version}), changed
 
-        row, changed = await retry_on_conflict(uow, Character, ENTITY, character_id, attempt)
-        for bookkeeping in ("version", "updated_at", "last_active_at"):
-            changed.pop(bookkeeping, None)
+        read, changed = await retry_on_conflict(uow, Character, ENTITY, character_id, attempt)
         audit.record(
-            uow, actor=actor, action="update", entity=ENTITY, entity_id=row.id, changes=changed
+            uow, actor=actor, action="update", entity=ENTITY, entity_id=read.id, changes=changed
         )
-        _after_write(uow, row, "character.updated", changed)
-        return to_read(row)
+        return _after_write(uow, read, "character.updated", changed)
 
 
 async def grant_xp(
@@ -221,8 +233,7 @@ async def grant_xp(
         audit.record(
             uow, actor=actor, action="update", entity=ENTITY, entity_id=row.id, changes=changed
         )
-        _after_write(uow, row, "character.updated", changed)
-        return to_read(row)
+        return _after_write(uow, to_read(row), "character.updated", changed)
 
 
 async def delete_character(uow: UnitOfWork, *, actor: Actor, character_id: int) -> None:
@@ -268,8 +279,7 @@ async def restore_character(uow: UnitOfWork, *, actor: Actor, character_id: int)
             entity_id=row.id,
             changes={"deleted_at": {"old": deleted_at, "new": None}},
         )
-        _after_write(uow, row, "character.restored", {"deleted_at": None})
-        return to_read(row)
+        return _after_write(uow, to_read(row), "character.restored", {"deleted_at": None})
 
 
 async def set_position(
@@ -286,10 +296,10 @@ async def set_position(
     if at.tzinfo is None:
         raise RuleViolation("position timestamps must carry a time zone")
     async with uow.acting_as(MANAGEMENT):
-        owner_id = await repo.owner_of_live(uow.session, character_id)
+        owner_id = await repo.owner_of_live(uow, character_id)
         authorize(actor, MANAGEMENT, Resource.CHARACTER_POSITION, Action.UPDATE, owner_id=owner_id)
-        if not await repo.move_if_newer(uow.session, character_id, x=x, y=y, at=at):
-            cx, cy, cat = await repo.position_of(uow.session, character_id)
+        if not await repo.move_if_newer(uow, character_id, x=x, y=y, at=at):
+            cx, cy, cat = await repo.position_of(uow, character_id)
             current = (
                 Position(x=cx, y=cy, updated_at=cat)
                 if cx is not None and cy is not None and cat is not None
@@ -378,5 +388,4 @@ async def grant_rewards(
         audit.record(
             uow, actor=actor, action="update", entity=ENTITY, entity_id=row.id, changes=changed
         )
-        _after_write(uow, row, "character.updated", changed)
-        return to_read(row)
+        return _after_write(uow, to_read(row), "character.updated", changed)

@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import Executable, Table, insert
 from sqlalchemy.engine import Result, Row
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from visualdm.clock import Clock
 from visualdm.db.engine import ROLE_STATE, Database, RoleState
@@ -56,6 +56,7 @@ class UnitOfWork:
     _has_connection: bool = False
     _roles: RoleState | None = None
     _session: AsyncSession | None = None
+    _conn: AsyncConnection | None = None
     _staged: list[str] = field(default_factory=list)
     _appended: list[tuple[Table, list[dict[str, Any]]]] = field(default_factory=list)
     wrote_cache: bool = False
@@ -63,12 +64,47 @@ class UnitOfWork:
 
     @property
     def session(self) -> AsyncSession:
-        """The transaction's session, opened on first use: a unit of work answered from the
-        cache alone never builds one."""
+        """The transaction's ORM session, opened on first use: a unit of work answered from the
+        cache, or written with Core statements alone, never builds one."""
         if self._session is None:
-            self._session = self.db.sessions()
-            self._session.sync_session.info["on_begin"] = self._connected
+            if self._conn is not None:
+                # Core statements began the transaction: the session joins it (and leaves
+                # committing it to the unit of work).
+                self._session = self.db.sessions(bind=self._conn)
+            else:
+                self._session = self.db.sessions()
+                self._session.sync_session.info["on_begin"] = self._connected
         return self._session
+
+    async def connection(self) -> AsyncConnection:
+        """The transaction's connection: the session's, or a bare one begun on first use (with
+        the module's role), which spares the ORM session's cost to Core-only units of work."""
+        if self._conn is not None:
+            return self._conn
+        if self._session is not None:
+            return await self._session.connection()
+        conn = await self.db.engine.connect()
+        try:
+            await conn.begin()
+            self._has_connection = True
+            if self.db.role_prefix is not None:
+                self._roles = conn.sync_connection.info[ROLE_STATE] = RoleState()  # type: ignore[union-attr]
+                sql = None if self.module is None else self.db.set_role_sql(self.module)
+                if sql is not None:
+                    await conn.exec_driver_sql(sql)
+                    self._roles.current = self.module
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the transaction has begun (a statement ran or a change is pending)."""
+        return self._conn is not None or (
+            self._session is not None and self._session.in_transaction()
+        )
 
     @asynccontextmanager
     async def acting_as(self, module: Module) -> AsyncIterator[UnitOfWork]:
@@ -89,7 +125,7 @@ class UnitOfWork:
 
     async def execute(self, statement: Executable, params: Any = None) -> Result[Any]:
         """Run a Core statement in the transaction, bypassing the ORM (no autoflush)."""
-        connection = await self.session.connection()
+        connection = await self.connection()
         return await connection.execute(statement, params)
 
     def _connected(self, connection: Any) -> None:
@@ -111,8 +147,7 @@ class UnitOfWork:
         which also sees the unit's own uncommitted changes.
         """
         module = self.module
-        in_transaction = self._session is not None and self._session.in_transaction()
-        if module is None or in_transaction or self.db.dialect != "postgresql":
+        if module is None or self.in_transaction or self.db.dialect != "postgresql":
             return (await self.execute(statement, params)).first()
         async with self.db.reader(module).connect() as connection:
             return (await connection.execute(statement, params)).first()
@@ -163,7 +198,7 @@ class UnitOfWork:
         if module is not roles.current:
             sql = self.db.set_role_sql(module)
             assert sql is not None  # there are roles: self._roles exists
-            connection = await self.session.connection()
+            connection = await self.connection()
             await connection.exec_driver_sql(sql)
             roles.current = module
 
@@ -224,22 +259,27 @@ async def unit_of_work(
     # change (autobegin), so a unit of work answered from the cache costs no session at all.
     try:
         yield uow
-        if (
-            uow._before_commit
-            or uow.events
-            or (uow._session is not None and uow._session.in_transaction())
-        ):
-            session = uow.session
-            # Flush domain changes first so their row locks precede the audit chain's.
-            await session.flush()
+        if uow._before_commit or uow.events or uow.in_transaction:
+            session = uow._session
+            if session is not None:
+                await session.flush()
             await uow._finish()
-            await session.flush()
-            await session.commit()
+            session = uow._session
+            if session is not None:
+                await session.flush()
+            if uow._conn is not None:
+                await uow._conn.commit()
+            elif session is not None:
+                await session.commit()
     except BaseException:
-        if uow._session is not None and uow._session.in_transaction():
+        if uow._conn is not None:
+            await uow._conn.rollback()
+        elif uow._session is not None and uow._session.in_transaction():
             await uow._session.rollback()
         raise
     finally:
         if uow._session is not None:
             await uow._session.close()
+        if uow._conn is not None:
+            await uow._conn.close()
     await uow._committed()

@@ -20,19 +20,27 @@ from visualdm.ownership import MAX_WRITE_ATTEMPTS
 T = TypeVar("T")
 
 
+async def store_row(
+    uow: UnitOfWork, table: Any, entity_id: int, version: int, values: Mapping[str, Any]
+) -> int | None:
+    """Store `values` on row `entity_id` of `table` if it is still at `version`; returns the new
+    version, or None if the row moved on (or is gone)."""
+    stmt = (
+        update(table)
+        .where(table.c.id == entity_id, table.c.version == version)
+        .values(**values, version=version + 1)
+        .returning(table.c.version)
+    )
+    new_version: int | None = (await uow.execute(stmt)).scalar_one_or_none()
+    return new_version
+
+
 async def update_versioned(uow: UnitOfWork, row: Any, values: Mapping[str, Any]) -> bool:
     """Store `values` on `row` if its version is still the stored one; False if it moved on.
 
     On success the version is bumped and `row` carries the new values as its committed state.
     """
-    table: Table = type(row).__table__
-    stmt = (
-        update(table)
-        .where(table.c.id == row.id, table.c.version == row.version)
-        .values(**values, version=row.version + 1)
-        .returning(table.c.version)
-    )
-    new_version = (await uow.execute(stmt)).scalar_one_or_none()
+    new_version = await store_row(uow, type(row).__table__, row.id, row.version, values)
     if new_version is None:
         return False
     for key, value in values.items():
