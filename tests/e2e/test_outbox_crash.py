@@ -9,25 +9,21 @@ the new position from its cache, having delivered the event exactly once.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import asyncpg
 import httpx
 import pytest
-import redis
 
 from tests.support import databases
 from tests.support.accounts import PASSWORD
-from tests.support.servers import cli, start_server, stop, wait_ready
-from tests.support.services import REDIS_URL
+from tests.support.servers import cli, production, start_server, stop, wait_ready
 from visualdm.ownership import OUTBOX_GRACE, OUTBOX_RELAY_INTERVAL
 
 # Commits a move, then dies before anything after the commit runs.
@@ -62,36 +58,20 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("outbox-crash")
-    name = asyncio.run(databases.create_empty_pg_database())
-    prefix = f"vdmtest_{uuid.uuid4().hex}"
-    env = {
-        **os.environ,
-        "VDM_DATABASE_URL": databases.pg_url(name),
-        "VDM_DB_ROLE_PREFIX": databases.ROLE_PREFIX,
-        "VDM_REDIS_URL": REDIS_URL,
-        "VDM_REDIS_PREFIX": prefix,
-        "VDM_JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
-        "VDM_DATA_DIR": str(tmp),
-        "VDM_SCHEDULER": "false",
-    }
     procs: list[subprocess.Popen[bytes]] = []
-    try:
-        cli(env, "db", "upgrade")
-        cli(env, "users", "create", "keeper", "--role", "gm", stdin=PASSWORD + "\n")
-        log = tmp / "server.log"
-        url, proc = start_server(env, log)
-        procs.append(proc)
-        wait_ready(url, proc, log)
-        with httpx.Client(base_url=url, timeout=10.0) as client:
-            yield Server(client, env, name)
-    finally:
-        stop(procs)
-        asyncio.run(databases.drop_pg_database(name))
-        r = redis.Redis.from_url(REDIS_URL)
-        keys = list(r.scan_iter(match=f"{prefix}:*", count=500))
-        if keys:
-            r.delete(*keys)
-        r.close()
+    with production(tmp, VDM_SCHEDULER="false") as deployment:
+        env = deployment.env
+        try:
+            cli(env, "db", "upgrade")
+            cli(env, "users", "create", "keeper", "--role", "gm", stdin=PASSWORD + "\n")
+            log = tmp / "server.log"
+            url, proc = start_server(env, log)
+            procs.append(proc)
+            wait_ready(url, proc, log)
+            with httpx.Client(base_url=url, timeout=10.0) as client:
+                yield Server(client, env, deployment.database)
+        finally:
+            stop(procs)
 
 
 def _recovered(client: httpx.Client) -> float:

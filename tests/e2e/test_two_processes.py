@@ -6,21 +6,15 @@ and the per-user rate limit is one budget across both.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import redis
 
-from tests.support import databases
 from tests.support.accounts import PASSWORD
-from tests.support.servers import cli, start_server, stop, wait_ready
-from tests.support.services import REDIS_URL
+from tests.support.servers import cli, production, start_server, stop, wait_ready
 from visualdm.ownership import API_RATE_LIMIT
 
 
@@ -34,43 +28,28 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Migrate a fresh database, create two users with the CLI, start processes A and B."""
     tmp = tmp_path_factory.mktemp("two-processes")
-    name = asyncio.run(databases.create_empty_pg_database())
-    prefix = f"vdmtest_{uuid.uuid4().hex}"
-    env = {
-        **os.environ,
-        "VDM_DATABASE_URL": databases.pg_url(name),
-        "VDM_DB_ROLE_PREFIX": databases.ROLE_PREFIX,
-        "VDM_REDIS_URL": REDIS_URL,
-        "VDM_REDIS_PREFIX": prefix,
-        "VDM_JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
-        "VDM_DATA_DIR": str(tmp),
-    }
     procs: list[subprocess.Popen[bytes]] = []
     clients: list[httpx.Client] = []
-    try:
-        cli(env, "db", "upgrade")
-        for user in ("alice", "bob"):
-            cli(env, "users", "create", user, stdin=PASSWORD + "\n")
-        servers = []
-        for label in ("a", "b"):  # started together, so their imports overlap
-            log = tmp / f"{label}.log"
-            url, proc = start_server(env, log)
-            procs.append(proc)
-            servers.append((url, proc, log))
-        for url, proc, log in servers:
-            wait_ready(url, proc, log)
-            clients.append(httpx.Client(base_url=url, timeout=10.0))
-        yield Cluster(*clients)
-    finally:
-        for client in clients:
-            client.close()
-        stop(procs)
-        asyncio.run(databases.drop_pg_database(name))
-        r = redis.Redis.from_url(REDIS_URL)
-        keys = list(r.scan_iter(match=f"{prefix}:*", count=500))
-        if keys:
-            r.delete(*keys)
-        r.close()
+    with production(tmp) as deployment:
+        env = deployment.env
+        try:
+            cli(env, "db", "upgrade")
+            for user in ("alice", "bob"):
+                cli(env, "users", "create", user, stdin=PASSWORD + "\n")
+            servers = []
+            for label in ("a", "b"):  # started together, so their imports overlap
+                log = tmp / f"{label}.log"
+                url, proc = start_server(env, log)
+                procs.append(proc)
+                servers.append((url, proc, log))
+            for url, proc, log in servers:
+                wait_ready(url, proc, log)
+                clients.append(httpx.Client(base_url=url, timeout=10.0))
+            yield Cluster(*clients)
+        finally:
+            for client in clients:
+                client.close()
+            stop(procs)
 
 
 def _login(client: httpx.Client, name: str) -> dict[str, str]:

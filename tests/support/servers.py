@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import redis
+
+from tests.support import databases
+from tests.support.services import REDIS_URL
 
 STARTUP_TIMEOUT = 120.0  # generous: imports alone take seconds on a loaded 2-core machine
 CLI = [sys.executable, "-c", "from visualdm.cli import main; main()"]
@@ -80,3 +90,38 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@dataclass
+class Deployment:
+    """A production-mode deployment's shared state: its database, Redis prefix and settings."""
+
+    database: str
+    env: dict[str, str]
+
+
+@contextmanager
+def production(data_dir: Path, **extra: str) -> Iterator[Deployment]:
+    """A fresh PostgreSQL database and Redis prefix with the environment a server would get;
+    afterwards both are dropped (only what this made)."""
+    name = asyncio.run(databases.create_empty_pg_database())
+    prefix = f"vdmtest_{uuid.uuid4().hex}"
+    env = {
+        **os.environ,
+        "VDM_DATABASE_URL": databases.pg_url(name),
+        "VDM_DB_ROLE_PREFIX": databases.ROLE_PREFIX,
+        "VDM_REDIS_URL": REDIS_URL,
+        "VDM_REDIS_PREFIX": prefix,
+        "VDM_JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
+        "VDM_DATA_DIR": str(data_dir),
+        **extra,
+    }
+    try:
+        yield Deployment(name, env)
+    finally:
+        asyncio.run(databases.drop_pg_database(name))
+        r = redis.Redis.from_url(REDIS_URL)
+        keys = list(r.scan_iter(match=f"{prefix}:*", count=500))
+        if keys:
+            r.delete(*keys)
+        r.close()

@@ -7,7 +7,7 @@ import json
 import secrets
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -59,65 +59,52 @@ def seal_personal(personal: dict[str, Any] | None) -> tuple[dict[str, Any] | Non
     return salted, hashlib.sha256(canonical(salted)).hexdigest()
 
 
-def link_hash(
-    prev_hash: str,
-    *,
-    seq: int,
-    occurred_at: datetime,
-    actor_user_id: int | None,
-    actor_system: str | None,
-    module: str | None,
-    action: str,
-    entity: str,
-    entity_id: str | None,
-    changes: dict[str, Any],
-    personal_digest: str | None,
-) -> str:
-    """Return the hash of one link: the previous hash plus every non-personal field."""
+class Linked(Protocol):
+    """The fields of an audit entry that its link covers (an ORM entry or a Core row)."""
+
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def actor_user_id(self) -> int | None: ...
+    @property
+    def actor_system(self) -> str | None: ...
+    @property
+    def module(self) -> str | None: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def entity(self) -> str: ...
+    @property
+    def entity_id(self) -> str | None: ...
+    @property
+    def personal_digest(self) -> str | None: ...
+
+
+def _link(prev_hash: str, seq: int, entry: Linked, changes: Any) -> str:
     body = canonical(
         {
             "seq": seq,
-            "at": occurred_at.isoformat(),
-            "user": actor_user_id,
-            "system": actor_system,
-            "module": module,
-            "action": action,
-            "entity": entity,
-            "entity_id": entity_id,
-            "changes": changes,
-            "personal": personal_digest,
+            "at": entry.occurred_at.isoformat(),
+            "user": entry.actor_user_id,
+            "system": entry.actor_system,
+            "module": entry.module,
+            "action": entry.action,
+            "entity": entry.entity,
+            "entity_id": entry.entity_id,
+            **changes,
+            "personal": entry.personal_digest,
         }
     )
     return hashlib.sha256(prev_hash.encode() + body).hexdigest()
 
 
-def stored_link_hash(
-    prev_hash: str,
-    *,
-    chain_seq: int,
-    occurred_at: datetime,
-    actor_user_id: int | None,
-    actor_system: str | None,
-    module: str | None,
-    action: str,
-    entity: str,
-    entity_id: str | None,
-    changes_text: str,
-    personal_digest: str | None,
-) -> str:
-    """Return the hash of one link whose changes are covered as the exact text stored."""
-    body = canonical(
-        {
-            "seq": chain_seq,
-            "at": occurred_at.isoformat(),
-            "user": actor_user_id,
-            "system": actor_system,
-            "module": module,
-            "action": action,
-            "entity": entity,
-            "entity_id": entity_id,
-            "changes_sha256": hashlib.sha256(changes_text.encode()).hexdigest(),
-            "personal": personal_digest,
-        }
-    )
-    return hashlib.sha256(prev_hash.encode() + body).hexdigest()
+def parsed_link_hash(prev_hash: str, seq: int, entry: Linked, changes: Any) -> str:
+    """The hash of a link of the first form: the previous hash, every non-personal field and
+    the changes as parsed JSON (what storage may rewrite: entries sealed before 0003)."""
+    return _link(prev_hash, seq, entry, {"changes": changes})
+
+
+def stored_link_hash(prev_hash: str, seq: int, entry: Linked, changes_text: str) -> str:
+    """The hash of a link whose changes are covered as the exact text stored."""
+    digest = hashlib.sha256(changes_text.encode()).hexdigest()
+    return _link(prev_hash, seq, entry, {"changes_sha256": digest})

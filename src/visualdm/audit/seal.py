@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import structlog
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from visualdm.audit.chain import GENESIS, link_hash, stored_link_hash
+from visualdm.audit.chain import GENESIS, Linked, parsed_link_hash, stored_link_hash
 from visualdm.audit.models import FORM_PARSED, AuditChainHead, AuditEntry
 from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.ownership import AUDIT_SEAL_BATCH, AUDIT_SEAL_BOUND, AUDIT_SEAL_INTERVAL
@@ -36,52 +36,11 @@ _HEAD: Table = AuditChainHead.__table__  # type: ignore[assignment]
 OpenUow = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
 
 
-def _link(prev: str, row: Any) -> str:
-    """The chain hash of `row` after `prev`, by the form it was sealed in."""
-    if row.form == FORM_PARSED:
-        return link_hash(
-            prev,
-            seq=row.chain_seq,
-            occurred_at=row.occurred_at,
-            actor_user_id=row.actor_user_id,
-            actor_system=row.actor_system,
-            module=row.module,
-            action=row.action,
-            entity=row.entity,
-            entity_id=row.entity_id,
-            changes=row.changes,
-            personal_digest=row.personal_digest,
-        )
-    return stored_link_hash(
-        prev,
-        chain_seq=row.chain_seq,
-        occurred_at=row.occurred_at,
-        actor_user_id=row.actor_user_id,
-        actor_system=row.actor_system,
-        module=row.module,
-        action=row.action,
-        entity=row.entity,
-        entity_id=row.entity_id,
-        changes_text=row.changes_text,
-        personal_digest=row.personal_digest,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Unsealed:
-    """An entry as the sealer reads it, with the chain position it is about to get."""
-
-    chain_seq: int
-    form: int
-    occurred_at: datetime
-    actor_user_id: int | None
-    actor_system: str | None
-    module: str | None
-    action: str
-    entity: str
-    entity_id: str | None
-    changes_text: str
-    personal_digest: str | None
+def _link(prev: str, seq: int, entry: Linked, changes_text: str, form: int) -> str:
+    """The chain hash of an entry at `seq` after `prev`, by the form it was sealed in."""
+    if form == FORM_PARSED:
+        return parsed_link_hash(prev, seq, entry, json.loads(changes_text))
+    return stored_link_hash(prev, seq, entry, changes_text)
 
 
 async def seal_batch(uow: UnitOfWork, *, limit: int = AUDIT_SEAL_BATCH) -> int:
@@ -98,20 +57,7 @@ async def seal_batch(uow: UnitOfWork, *, limit: int = AUDIT_SEAL_BATCH) -> int:
     links = []
     for row in found.all():
         last_seq += 1
-        entry = _Unsealed(
-            chain_seq=last_seq,
-            form=row.form,
-            occurred_at=row.occurred_at,
-            actor_user_id=row.actor_user_id,
-            actor_system=row.actor_system,
-            module=row.module,
-            action=row.action,
-            entity=row.entity,
-            entity_id=row.entity_id,
-            changes_text=row.changes,
-            personal_digest=row.personal_digest,
-        )
-        entry_hash = _link(last_hash, entry)
+        entry_hash = _link(last_hash, last_seq, row, row.changes, row.form)
         links.append({"k": row.seq, "c": last_seq, "p": last_hash, "h": entry_hash})
         last_hash = entry_hash
     if not links:
@@ -212,7 +158,7 @@ async def verify(
                 return ChainReport(checked, expected_seq, f"entry {expected_seq} is missing")
             if row.prev_hash != expected_prev:
                 return ChainReport(checked, expected_seq, "link to the previous entry is broken")
-            if _link(expected_prev, row) != row.hash:
+            if _link(expected_prev, expected_seq, row, row.changes_text, row.form) != row.hash:
                 return ChainReport(checked, expected_seq, "entry was altered after it was written")
             expected_prev, expected_seq = row.hash, expected_seq + 1
             checked += 1
