@@ -800,6 +800,9 @@ Read before authentication, so it bounds what an anonymous connection can make a
 MAX_REQUEST_HEADERS = 100
 """Most header fields one request may carry (Apache's default); past it the answer is 431."""
 
+INVENTORY_MAX = 1_000
+"""Items a character's inventory holds at most (whether written or granted as rewards)."""
+
 JSON_MAX_DEPTH = 32
 """Deepest nesting of a client-written JSON document (inventory, derived): arrays and objects."""
 

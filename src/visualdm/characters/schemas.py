@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from visualdm.ownership import INVENTORY_MAX
 from visualdm.storable import INT32_MAX, NUL_FREE, JsonArray, JsonObject, RowId, UtcTime
 
 Name = Annotated[
@@ -46,7 +47,7 @@ class CharacterCreate(_Strict):
     armor_class: int = Field(default=10, ge=0, le=100)
     speed: int = Field(default=30, ge=0, le=1_000)
     gold: Gold = 0
-    inventory: JsonArray = Field(default_factory=list, max_length=1_000)
+    inventory: JsonArray = Field(default_factory=list, max_length=INVENTORY_MAX)
     derived: JsonObject = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -75,7 +76,7 @@ class CharacterUpdate(_Strict):
     armor_class: int | None = Field(default=None, ge=0, le=100)
     speed: int | None = Field(default=None, ge=0, le=1_000)
     gold: Gold | None = None
-    inventory: JsonArray | None = Field(default=None, max_length=1_000)
+    inventory: JsonArray | None = Field(default=None, max_length=INVENTORY_MAX)
     derived: JsonObject | None = None
 
 

@@ -34,7 +34,8 @@ from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.db.versioned import retry_on_conflict, stale, store_row, update_versioned
 from visualdm.errors import NotFound, RuleViolation, VersionConflict
 from visualdm.events.bus import DomainEvent
-from visualdm.ownership import Action, Domain, Module, Resource
+from visualdm.ownership import INVENTORY_MAX, Action, Domain, Module, Resource
+from visualdm.storable import INT32_MAX
 
 ENTITY = "character"
 _TABLE = Character.__table__
@@ -205,6 +206,15 @@ async def update_character(
         return _after_write(uow, read, "character.updated", changed)
 
 
+def _check_within_columns(values: Mapping[str, Any]) -> None:
+    """Refuse a grant whose sums the columns cannot hold (a rule, not a driver error)."""
+    for name in ("xp", "gold"):
+        if values.get(name, 0) > INT32_MAX:
+            raise RuleViolation(f"{name} would exceed {INT32_MAX}", field=name, value=values[name])
+    if len(values.get("inventory", ())) > INVENTORY_MAX:
+        raise RuleViolation(f"an inventory holds at most {INVENTORY_MAX} items", field="inventory")
+
+
 async def grant_xp(
     uow: UnitOfWork, *, actor: Actor, character_id: int, amount: int
 ) -> CharacterRead:
@@ -225,6 +235,7 @@ async def grant_xp(
                 "updated_at": now,
                 "last_active_at": now,
             }
+            _check_within_columns(values)
             if not await update_versioned(uow, row, values):
                 return None
             return row, audit.diff(before, {"xp": row.xp, "level": row.level})
@@ -379,6 +390,7 @@ async def grant_rewards(
             }
             if items:
                 values["inventory"] = [*row.inventory, *items]
+            _check_within_columns(values)
             if not await update_versioned(uow, row, values):
                 return None
             after = {"xp": row.xp, "level": row.level, "gold": row.gold, "inventory": row.inventory}

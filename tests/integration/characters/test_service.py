@@ -304,3 +304,25 @@ async def test_system_actors_pass_role_checks_but_not_module_checks(
             u, actor=SYSTEM, character_id=cid, changes=CharacterUpdate(gold=5)
         )
     assert got.gold == 5
+
+
+async def test_rewards_past_what_the_columns_hold_are_refused_and_change_nothing(
+    uow: UowFactory, cast: Cast
+) -> None:
+    cid = await _create(uow, cast.gm)
+    async with uow() as u:
+        await service.update_character(
+            u, actor=cast.gm, character_id=cid, changes=CharacterUpdate(gold=2**31 - 10)
+        )
+    with pytest.raises(RuleViolation, match="gold would exceed"):
+        async with uow() as u:
+            await service.grant_rewards(u, actor=cast.gm, character_id=cid, gold=100)
+    with pytest.raises(RuleViolation, match="xp would exceed"):
+        async with uow() as u:
+            await service.grant_xp(u, actor=cast.gm, character_id=cid, amount=2**31)
+    with pytest.raises(RuleViolation, match="at most"):
+        async with uow() as u:
+            await service.grant_rewards(u, actor=cast.gm, character_id=cid, items=[1] * 1001)
+    async with uow() as u:
+        after = await service.get_character(u, actor=cast.gm, character_id=cid)
+    assert (after.gold, after.xp, after.inventory, after.version) == (2**31 - 10, 0, [], 2)
