@@ -557,6 +557,10 @@ CONFLICTS: dict[str, Strategy] = {
     "Quest Assignment Conflicts": Strategy.FIFO_QUEUE,
 }
 
+POSITION_CLOCK_SKEW = timedelta(seconds=5)
+"""How far ahead of the server's clock a position report's `at` may be: a later one would win
+last-writer-wins against every honest report until then, so it is refused."""
+
 MAX_WRITE_ATTEMPTS = 3
 """Optimistic locking: a server-side read-modify-write is tried at most this many times."""
 

@@ -164,3 +164,21 @@ async def test_position_updates_report_stale_ones(world: World, clock: FrozenClo
         headers={**world.alice.headers, "content-type": "application/json"},
     )
     assert nan.status_code == 422
+
+
+async def test_a_position_stamped_in_the_future_is_refused_and_cannot_freeze_the_character(
+    world: World, clock: FrozenClock
+) -> None:
+    made = await _create(world, world.alice)
+    url = f"/v1/characters/{made['id']}/position"
+    frozen = await world.client.put(
+        url, json={"x": 1, "y": 1, "at": "9999-12-31T00:00:00Z"}, headers=world.alice.headers
+    )
+    assert frozen.status_code == 422
+    assert frozen.headers["content-type"] == "application/problem+json"
+    later = await world.client.put(
+        url, json={"x": 5, "y": 6}, headers=world.gm.headers
+    )  # the GM's move, stamped now, still applies
+    assert later.status_code == 200
+    assert later.json()["applied"] is True
+    assert later.json()["position"]["x"] == 5

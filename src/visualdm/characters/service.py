@@ -34,7 +34,14 @@ from visualdm.db.unit_of_work import UnitOfWork
 from visualdm.db.versioned import retry_on_conflict, stale, store_row, update_versioned
 from visualdm.errors import NotFound, RuleViolation, VersionConflict
 from visualdm.events.bus import DomainEvent
-from visualdm.ownership import INVENTORY_MAX, Action, Domain, Module, Resource
+from visualdm.ownership import (
+    INVENTORY_MAX,
+    POSITION_CLOCK_SKEW,
+    Action,
+    Domain,
+    Module,
+    Resource,
+)
 from visualdm.storable import INT32_MAX
 
 ENTITY = "character"
@@ -303,9 +310,15 @@ async def set_position(
     at: datetime | None = None,
 ) -> PositionResult:
     """Move a character (last-writer-wins by `at`); an older report is ignored and said so."""
-    at = at or uow.clock.now()
+    now = uow.clock.now()
+    at = at or now
     if at.tzinfo is None:
         raise RuleViolation("position timestamps must carry a time zone")
+    if at > now + POSITION_CLOCK_SKEW:
+        raise RuleViolation(
+            f"position reported for {at.isoformat()}, later than the server's clock allows",
+            at=at.isoformat(),
+        )
     async with uow.acting_as(MANAGEMENT):
         owner_id = await repo.owner_of_live(uow, character_id)
         authorize(actor, MANAGEMENT, Resource.CHARACTER_POSITION, Action.UPDATE, owner_id=owner_id)
