@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -79,9 +80,9 @@ async def get_deleted(session: AsyncSession, character_id: int) -> Character:
     return row
 
 
-def list_query(filters: CharacterFilter, *, after: int | None, limit: int) -> Select[Character]:
-    """Build the keyset-paginated list query for `filters`."""
-    stmt = select(Character).where(Character.deleted_at.is_(None))
+def list_query(filters: CharacterFilter, *, after: int | None, limit: int) -> Select[Any]:
+    """Build the keyset-paginated list query for `filters` (Core rows, no ORM objects)."""
+    stmt = select(_TABLE).where(Character.deleted_at.is_(None))
     if filters.owner_id is not None:
         stmt = stmt.where(Character.owner_id == filters.owner_id)
     if filters.race is not None:
@@ -98,10 +99,10 @@ def list_query(filters: CharacterFilter, *, after: int | None, limit: int) -> Se
 
 
 async def list_page(
-    session: AsyncSession, filters: CharacterFilter, *, after: int | None, limit: int
-) -> tuple[list[Character], bool]:
-    """Return up to `limit` characters after `after`, and whether more follow."""
-    rows = list((await session.scalars(list_query(filters, after=after, limit=limit))).all())
+    uow: UnitOfWork, filters: CharacterFilter, *, after: int | None, limit: int
+) -> tuple[Sequence[Row[Any]], bool]:
+    """Return up to `limit` characters after `after` in one query, and whether more follow."""
+    rows = await uow.read_all(list_query(filters, after=after, limit=limit))
     return rows[:limit], len(rows) > limit
 
 

@@ -161,7 +161,7 @@ async def list_characters(
         authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.READ)
         size = page_size(limit)
         rows, more = await repo.list_page(
-            uow.session, filters or CharacterFilter(), after=decode_cursor(cursor), limit=size
+            uow, filters or CharacterFilter(), after=decode_cursor(cursor), limit=size
         )
         return CharacterPage(
             items=[to_read(r) for r in rows],

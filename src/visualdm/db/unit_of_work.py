@@ -9,7 +9,7 @@ off the write's path); events and cache updates run only after the commit succee
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -140,17 +140,26 @@ class UnitOfWork:
             self._roles.current = self.module
 
     async def read_one(self, statement: Executable, params: Any = None) -> Row[Any] | None:
-        """The first row of a read; alone on the module's reader when no transaction is open.
+        """The first row of a read (see `read_all`)."""
+        rows = await self._read(statement, params, first=True)
+        return rows[0] if rows else None
+
+    async def read_all(self, statement: Executable, params: Any = None) -> Sequence[Row[Any]]:
+        """The rows of a read; alone on the module's reader when no transaction is open.
 
         On PostgreSQL a unit of work that has not begun runs the read on its module's
         autocommit reader (db/engine.py): one round trip. Otherwise it runs in the transaction,
         which also sees the unit's own uncommitted changes.
         """
+        return await self._read(statement, params, first=False)
+
+    async def _read(self, statement: Executable, params: Any, *, first: bool) -> Sequence[Row[Any]]:
         module = self.module
         if module is None or self.in_transaction or self.db.dialect != "postgresql":
-            return (await self.execute(statement, params)).first()
+            result = await self.execute(statement, params)
+            return _rows(result, first=first)
         async with self.db.reader(module).connect() as connection:
-            return (await connection.execute(statement, params)).first()
+            return _rows(await connection.execute(statement, params), first=first)
 
     def append_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Queue `rows` for `table`, inserted just before commit with the others queued."""
@@ -242,6 +251,13 @@ class UnitOfWork:
                 return
         if self.outbox is not None and self._staged:
             self.outbox.acknowledge(self._staged)
+
+
+def _rows(result: Result[Any], *, first: bool) -> Sequence[Row[Any]]:
+    if first:
+        row = result.first()
+        return [] if row is None else [row]
+    return result.all()
 
 
 @asynccontextmanager

@@ -3,6 +3,8 @@ transaction at all (the module's autocommit reader, whose connections already ho
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
@@ -15,22 +17,18 @@ from visualdm.db.engine import Database
 from visualdm.ownership import Module
 
 
-async def test_an_uncached_character_read_is_one_select(
-    database: Database, uow: UowFactory
-) -> None:
-    async with uow() as u:
-        owner = await add_user(u.session, "reader")
-        made = await characters.create_character(
-            u, actor=owner, data=CharacterCreate(name="Counted", race="elf")
-        )
+async def _trips(
+    database: Database, read: Callable[[], Awaitable[object]]
+) -> tuple[list[str], int]:
+    """The statements `read` sent and how many transactions it took from the main pool."""
     sent: list[str] = []
     transactions: list[object] = []
 
     def statement(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
         sent.append(sql.split()[0].upper())
 
-    def checkout(*_args: object) -> None:
-        transactions.append(_args)
+    def checkout(*args: object) -> None:
+        transactions.append(args)
 
     engines = [database.engine.sync_engine]
     if database.dialect == "postgresql":
@@ -40,19 +38,44 @@ async def test_an_uncached_character_read_is_one_select(
     # A unit of work's transaction is the main pool's connection; the reader's are autocommit.
     event.listen(database.engine.sync_engine.pool, "checkout", checkout)
     try:
-        async with uow() as u:
-            document = await characters.get_character_document(u, actor=owner, character_id=made.id)
+        await read()
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", statement)
         event.remove(database.engine.sync_engine.pool, "checkout", checkout)
-    assert document["name"] == "Counted"
-    if database.dialect == "postgresql":
-        # No BEGIN, no SET ROLE, no COMMIT: the query is the only round trip.
-        assert sent == ["SELECT"]
-        assert transactions == []
-    else:
-        assert sent == ["BEGIN", "SELECT"]  # the embedded file: one transaction, no roles
+    return sent, len(transactions)
+
+
+async def test_an_uncached_character_read_and_a_list_page_are_one_select_each(
+    database: Database, uow: UowFactory
+) -> None:
+    async with uow() as u:
+        owner = await add_user(u.session, "reader")
+        made = await characters.create_character(
+            u, actor=owner, data=CharacterCreate(name="Counted", race="elf")
+        )
+    found: list[object] = []
+
+    async def read_one() -> None:
+        async with uow() as u:
+            found.append(
+                await characters.get_character_document(u, actor=owner, character_id=made.id)
+            )
+
+    async def read_page() -> None:
+        async with uow() as u:
+            found.append(await characters.list_characters(u, actor=owner, limit=50))
+
+    for read in (read_one, read_page):
+        sent, transactions = await _trips(database, read)
+        if database.dialect == "postgresql":
+            # No BEGIN, no SET ROLE, no COMMIT: the query is the only round trip.
+            assert (sent, transactions) == (["SELECT"], 0)
+        else:
+            assert sent == ["BEGIN", "SELECT"]  # the embedded file: one transaction, no roles
+    document, page = found
+    assert document["name"] == "Counted"  # type: ignore[index]
+    assert [c.name for c in page.items] == ["Counted"]  # type: ignore[attr-defined]
 
 
 async def test_a_modules_reader_holds_that_modules_role_and_nothing_more(
