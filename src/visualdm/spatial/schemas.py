@@ -112,3 +112,42 @@ class RebuildReport(BaseModel):
     entities: int
     characters: int
     skipped: dict[str, str] = Field(default_factory=dict)
+
+
+# --- query strings of the index reads (validated as FastAPI validates the documented routes) --
+
+_Kinds = Field(default=None, max_length=20)
+
+
+class WindowOrRadiusQuery(BaseModel):
+    """`GET /v1/world/entities`: a window (`min_x..max_y`) or a circle (`x`, `y`, `r`)."""
+
+    min_x: float | None = None
+    min_y: float | None = None
+    max_x: float | None = None
+    max_y: float | None = None
+    x: float | None = None
+    y: float | None = None
+    r: float | None = None
+    kind: list[str] | None = _Kinds
+    limit: int | None = Field(default=None, ge=1)
+
+
+class NearestQuery(BaseModel):
+    """`GET /v1/world/nearest`."""
+
+    x: float
+    y: float
+    k: int = Field(default=1, ge=1)
+    kind: list[str] | None = _Kinds
+    max_distance: float | None = None
+
+
+class PathQuery(BaseModel):
+    """`GET /v1/world/path`."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    ignore: list[str] | None = _Kinds

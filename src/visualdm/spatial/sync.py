@@ -68,6 +68,8 @@ class SpatialSync:
 
     async def ensure_started(self, *, background: bool = False) -> World:
         """Load the world and start following changes (once); returns the world."""
+        if self._started and (not background or self._snapshots is not None):
+            return self.world  # the path of every request once started: no lock to take
         async with self._lock:
             if not self._started:
                 await self._load()
