@@ -58,16 +58,21 @@ def ensure_wrk(install: bool) -> str | None:
     return shutil.which("wrk")
 
 
-# Each request takes the next path and Authorization header from the lists, per thread;
+# Each request takes the next path and Authorization header from the list; thread n starts
+# n * stride items in, so threads do not repeat each other's requests (distinct cache misses);
 # the done() hook prints non-2xx counts as JSON for the parser. `non2xx` must be a global of
 # each thread's Lua state: `thread:get` reads globals only, and a `local` would always read nil.
 _LUA = """
 local items = %s
+local stride = %d
 local i = 0
 non2xx = 0
 local thread_counts = {}
-function setup(thread) table.insert(thread_counts, thread) end
-function init(args) i = math.random(#items) end
+function setup(thread)
+  table.insert(thread_counts, thread)
+  thread:set("first", (#thread_counts - 1) * stride)
+end
+function init(args) i = first %% #items end
 function request()
   i = (i %% #items) + 1
   local it = items[i]
@@ -109,7 +114,7 @@ def run_wrk(
 ) -> Result:
     """Run wrk against `base`, cycling through (path, Authorization) `items`."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(_LUA % _lua_list(items))
+        f.write(_LUA % (_lua_list(items), max(1, len(items) // threads)))
         script = f.name
     try:
         out = subprocess.run(
@@ -205,15 +210,17 @@ async def _connection(
             writer.close()
 
 
-def _worker(args: tuple[str, int, list[bytes], float, int, int]) -> tuple[list[float], int]:
-    host, port, requests, seconds, connections, offset = args
+def _worker(
+    args: tuple[str, int, list[bytes], float, int, int, int],
+) -> tuple[list[float], int]:
+    host, port, requests, seconds, connections, offset, stride = args
 
     async def main() -> tuple[list[float], int]:
         stats: list[Any] = [[], 0]
         until = time.perf_counter() + seconds
         await asyncio.gather(
             *(
-                _connection(host, port, requests, until, (offset + n) * 7919, stats)
+                _connection(host, port, requests, until, (offset + n) * stride - 1, stats)
                 for n in range(connections)
             )
         )
@@ -240,10 +247,15 @@ def run_python(
         connections // processes + (1 if i < connections % processes else 0)
         for i in range(processes)
     ]
+    stride = max(1, len(requests) // connections)  # connections start apart, as in wrk
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         parts = pool.map(
             _worker,
-            [(host, port, requests, seconds, n, sum(per[:i])) for i, n in enumerate(per) if n],
+            [
+                (host, port, requests, seconds, n, sum(per[:i]), stride)
+                for i, n in enumerate(per)
+                if n
+            ],
         )
     lat = sorted(x for part, _ in parts for x in part)
     # A failed exchange got no answer, so it has no latency: it counts among the errors only.
