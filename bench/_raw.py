@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, HTTPException
+import orjson
+from fastapi import FastAPI, HTTPException, Response
 
 _ONE = "SELECT * FROM characters WHERE id = $1 AND deleted_at IS NULL"
 _PAGE = "SELECT * FROM characters WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
@@ -37,16 +38,19 @@ def create_app() -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Rows go out through orjson: FastAPI's jsonable_encoder would cost more per 50-row page
+    # than the query, and the limit is what the database and one HTTP answer cost.
     @app.get("/raw/characters/{character_id}")
-    async def one(character_id: int) -> dict[str, Any]:
+    async def one(character_id: int) -> Response:
         row = await pools[0].fetchrow(_ONE, character_id)
         if row is None:
             raise HTTPException(404)
-        return dict(row)
+        return Response(orjson.dumps(dict(row)), media_type="application/json")
 
     @app.get("/raw/characters")
-    async def page(limit: int = 50, after: int = 0) -> dict[str, Any]:
+    async def page(limit: int = 50, after: int = 0) -> Response:
         rows = await pools[0].fetch(_PAGE, after, limit)
-        return {"items": [dict(r) for r in rows]}
+        body = orjson.dumps({"items": [dict(r) for r in rows]})
+        return Response(body, media_type="application/json")
 
     return app

@@ -51,31 +51,44 @@ class Columns:
     @classmethod
     def of_rows(cls, rows: Iterable[Row]) -> Columns:
         """Columns of (key, kind, x, y, width, height, is_solid, at) rows, in their order."""
-        table: dict[str, int] = {}
-        keys: list[str] = []
-        kind_of: list[int] = []
-        geometry: list[tuple[float, float, float, float]] = []
-        solid: list[bool] = []
-        micros: list[int] = []
-        seen: dict[datetime, int] = {}  # rows loaded together mostly share a few timestamps
-        for key, kind, x, y, w, h, is_solid, at in rows:
-            keys.append(key)
-            kind_of.append(table.setdefault(kind, len(table)))
-            geometry.append((x, y, w, h))
-            solid.append(is_solid)
-            us = seen.get(at)
-            if us is None:
-                if at.tzinfo is None:
-                    raise RuleViolation("position timestamps must carry a time zone")
-                us = seen[at] = _micros(at)
-            micros.append(us)
+        listed = list(rows)
+        if not listed:
+            return cls.of_lists([], [], [], [], [], [], [], [])
+        keys, kinds, xs, ys, ws, hs, solid, ats = zip(*listed, strict=True)
+        return cls.of_lists(keys, kinds, xs, ys, ws, hs, solid, ats)
+
+    @classmethod
+    def of_lists(
+        cls,
+        keys: Sequence[str],
+        kinds: Sequence[str],
+        xs: Sequence[float],
+        ys: Sequence[float],
+        widths: Sequence[float],
+        heights: Sequence[float],
+        is_solid: Sequence[bool],
+        ats: Sequence[datetime],
+    ) -> Columns:
+        """Columns of one sequence per field, all of the same length.
+
+        Raises RuleViolation for a timestamp without a time zone.
+        """
+        table = {kind: n for n, kind in enumerate(dict.fromkeys(kinds))}
+        micros: dict[datetime, int] = {}
+        for at in set(ats):  # rows loaded together mostly share a few timestamps
+            if at.tzinfo is None:
+                raise RuleViolation("position timestamps must carry a time zone")
+            micros[at] = _micros(at)
+        geometry = np.empty((len(keys), 4), dtype=np.float64)
+        for column, values in enumerate((xs, ys, widths, heights)):
+            geometry[:, column] = np.fromiter(values, dtype=np.float64, count=len(keys))
         return cls(
-            keys=keys,
+            keys=list(keys),
             kinds=list(table),
-            kind_of=np.array(kind_of, dtype=np.int32),
-            geometry=np.array(geometry, dtype=np.float64).reshape(len(keys), 4),
-            is_solid=np.array(solid, dtype=np.bool_),
-            at_us=np.array(micros, dtype=np.int64),
+            kind_of=np.fromiter((table[k] for k in kinds), dtype=np.int32, count=len(keys)),
+            geometry=geometry,
+            is_solid=np.fromiter(is_solid, dtype=np.bool_, count=len(keys)),
+            at_us=np.fromiter((micros[at] for at in ats), dtype=np.int64, count=len(keys)),
         )
 
     @classmethod

@@ -58,7 +58,8 @@ class EntityRead(BaseModel):
         cls, placed: Placed, *, name: str | None = None, distance: float | None = None
     ) -> EntityRead:
         """The view of an indexed entity."""
-        return cls(
+        # The index holds only checked entities, so the fields need no validation again.
+        return cls.model_construct(
             key=placed.key,
             kind=placed.kind,
             x=placed.x,

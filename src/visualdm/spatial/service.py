@@ -8,6 +8,7 @@ Queries live in queries.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from visualdm.events.bus import DomainEvent
 from visualdm.ownership import Action, Module, Resource
 from visualdm.spatial import repository as repo
 from visualdm.spatial.collisions import resolve
-from visualdm.spatial.columns import Columns, Row
+from visualdm.spatial.columns import Columns
 from visualdm.spatial.index import Placed, check_finite, check_placed, entity_key
 from visualdm.spatial.models import WorldEntity
 from visualdm.spatial.schemas import (
@@ -209,20 +210,29 @@ async def delete_entity(uow: UnitOfWork, world: World, *, actor: Actor, entity_i
 
 async def load_columns(uow: UnitOfWork, *, actor: Actor) -> tuple[Columns, RebuildReport]:
     """Read every world entity and live character position the index should hold, as columns."""
-    rows: list[Row] = []
+    rows: list[Sequence[Any]] = []
     async with uow.acting_as(MANAGEMENT):
         authorize(actor, MANAGEMENT, Resource.SPATIAL_INDEX, Action.READ)
         authorize(actor, MANAGEMENT, Resource.CHARACTER_POSITION, Action.READ)
         async for part in repo.entity_rows(uow.session):
-            rows.extend((entity_key(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in part)
+            rows.extend(part)
         chars = await repo.character_positions(uow.session)
     report = RebuildReport(entities=len(rows), characters=0)
+    # One list per column (a transpose in C), not one tuple per row.
+    columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] or [[] for _ in range(8)]
+    ids, kinds, xs, ys, ws, hs, solid, ats = columns
+    keys = [entity_key(i) for i in ids]
     for cid, x, y, at in chars:
         if x is not None and y is not None and at is not None:
             c = character_placed(cid, x, y, at)
-            rows.append((c.key, c.kind, c.x, c.y, c.width, c.height, c.is_solid, c.at))
+            for column, value in zip(
+                (keys, kinds, xs, ys, ws, hs, solid, ats),
+                (c.key, c.kind, c.x, c.y, c.width, c.height, c.is_solid, c.at),
+                strict=True,
+            ):
+                column.append(value)
             report.characters += 1
-    return Columns.of_rows(rows), report
+    return Columns.of_lists(keys, kinds, xs, ys, ws, hs, solid, ats), report
 
 
 async def rebuild(uow: UnitOfWork, world: World, *, actor: Actor) -> RebuildReport:
