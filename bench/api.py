@@ -27,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -176,6 +177,8 @@ def main() -> None:
                 "VDM_REDIS_URL": REDIS_URL,
                 "VDM_REDIS_PREFIX": prefix,
                 "VDM_JWT_SECRET": secret,
+                # The server leaves its spatial snapshot here when it stops; not in the cwd.
+                "VDM_DATA_DIR": tempfile.mkdtemp(prefix="vdm-bench-api-"),
             }
             bare_runs: list[Result] = []
             api_runs: list[Result] = []
