@@ -24,6 +24,7 @@ from visualdm.db.engine import Database
 from visualdm.ownership import SPATIAL_NEAREST_MAX_K, Role
 from visualdm.runtime import Runtime
 from visualdm.settings import Settings
+from visualdm.spatial import queries
 from visualdm.spatial import sync as spatial_sync
 
 SECRET = "test-secret-" + "x" * 40
@@ -124,6 +125,10 @@ async def test_the_index_reads_are_lean_routes_without_database_statements(
             "/v1/world/path", params={"x0": -10, "y0": 0, "x1": 30, "y1": 0}, headers=h
         )
     assert sent == []
+    # The nearest answer is encoded without pydantic: it must be EntityList's JSON exactly.
+    world = await spatial_sync.world_of(api.runtime)
+    expected = queries.nearest(world, actor=api.player.actor, x=30, y=0, k=2)
+    assert near.json() == expected.model_dump(mode="json")
     assert [e["kind"] for e in near.json()["items"]] == ["tree", "house"]
     assert near.json()["items"][0]["distance"] == pytest.approx(8.0)
     assert near.headers["content-type"] == "application/json"
