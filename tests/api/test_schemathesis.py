@@ -65,7 +65,10 @@ class Target:
 
 async def _seeded_runtime(directory: Path) -> tuple[Runtime, dict[str, str]]:
     path = await databases.create_sqlite_template(directory)
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{path}", jwt_secret="s" * 48)
+    # data_dir: the app's lifespan leaves its spatial snapshot there when it stops.
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{path}", jwt_secret="s" * 48, data_dir=directory
+    )
     seeding = build_runtime(settings, cache=False)
     async with seeding.uow() as uow:
         await demo.seed(uow)
