@@ -12,7 +12,8 @@ multi-process Python generator over raw keep-alive sockets; the output says whic
                         [--no-install]
 
 The last line printed is JSON: bare_json_rps, cached_character_get_rps, ratio, p99_ms, errors
-(medians over the rounds, errors summed), plus bare_p99_ms and ratio_per_round.
+(medians over the rounds, errors summed), plus bare_p99_ms and ratio_per_round. Any error
+(a non-2xx answer or a socket error) makes the exit status 1.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,7 +37,7 @@ from datetime import UTC, datetime
 import httpx
 from redis.asyncio import Redis
 
-from bench._load import Result, ensure_wrk, run_python, run_wrk
+from bench._load import Result, ensure_wrk, exit_if_errors, run_python, run_wrk
 from bench._pg import bench_database
 from visualdm.access.principals import UserActor
 from visualdm.auth.token_store import RedisTokenStore
@@ -175,6 +177,8 @@ def main() -> None:
                 "VDM_REDIS_URL": REDIS_URL,
                 "VDM_REDIS_PREFIX": prefix,
                 "VDM_JWT_SECRET": secret,
+                # The server leaves its spatial snapshot here when it stops; not in the cwd.
+                "VDM_DATA_DIR": tempfile.mkdtemp(prefix="vdm-bench-api-"),
             }
             bare_runs: list[Result] = []
             api_runs: list[Result] = []
@@ -199,6 +203,7 @@ def main() -> None:
             return bare_runs, api_runs
 
     bare_runs, api_runs = asyncio.run(run_both())
+    errors = sum(r.errors for r in bare_runs + api_runs)
     bare_rps = statistics.median(r.rps for r in bare_runs)
     api_rps = statistics.median(r.rps for r in api_runs)
     print(
@@ -208,7 +213,7 @@ def main() -> None:
                 "cached_character_get_rps": round(api_rps),
                 "ratio": round(api_rps / bare_rps, 3),
                 "p99_ms": round(statistics.median(r.p99_ms for r in api_runs), 2),
-                "errors": sum(r.errors for r in bare_runs + api_runs),
+                "errors": errors,
                 "bare_p99_ms": round(statistics.median(r.p99_ms for r in bare_runs), 2),
                 "ratio_per_round": [
                     round(a.rps / b.rps, 3) for a, b in zip(api_runs, bare_runs, strict=True)
@@ -216,6 +221,7 @@ def main() -> None:
             }
         )
     )
+    exit_if_errors(errors)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from visualdm.quests.api import router as quests_router
 from visualdm.runtime import Runtime, build_runtime
 from visualdm.settings import Settings
 from visualdm.spatial import sync as spatial_sync
+from visualdm.spatial.api import LEAN_ROUTES as WORLD_LEAN_ROUTES
 from visualdm.spatial.api import router as world_router
 from visualdm.users.api import router as users_router
 
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(errors.UnexpectedErrors)  # outermost: whatever escapes is a problem too
     for router in ROUTERS:
         app.include_router(router)
-    lean.install(app, CHARACTER_LEAN_ROUTES)
+    lean.install(app, (*CHARACTER_LEAN_ROUTES, *WORLD_LEAN_ROUTES))
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -856,6 +856,9 @@ SPATIAL_STREAM_BLOCK = timedelta(milliseconds=200)
 SPATIAL_SNAPSHOT_INTERVAL = timedelta(minutes=5)
 """How often a running process writes its index snapshot (started processes replay from it)."""
 
+SPATIAL_REBUILD_BATCH = 10_000
+"""Rows one fetch of the streamed rebuild query brings from the database."""
+
 SPATIAL_WS_QUEUE_MAX = 256
 """Messages queued for one WebSocket subscriber; a client that falls further behind is dropped."""
 

@@ -94,8 +94,9 @@ def target() -> Iterator[Target]:
     with tempfile.TemporaryDirectory() as directory:
         path = asyncio.run(databases.create_sqlite_template(Path(directory)))
         url = f"sqlite+aiosqlite:///{path}"
+        # data_dir: the app's lifespan leaves its spatial snapshot there when it stops.
         runtime, headers = asyncio.run(
-            _seeded_runtime(Settings(database_url=url, jwt_secret="s" * 48))
+            _seeded_runtime(Settings(database_url=url, jwt_secret="s" * 48, data_dir=directory))
         )
         yield Target(create_app(runtime=runtime), headers)
 
@@ -103,16 +104,18 @@ def target() -> Iterator[Target]:
 @pytest.fixture(scope="module")
 def pg_target(pg_template: str) -> Iterator[Target]:
     name = asyncio.run(databases.create_pg_database(pg_template))
-    settings = Settings(
-        database_url=databases.pg_url(name),
-        db_role_prefix=databases.ROLE_PREFIX,
-        jwt_secret="s" * 48,
-    )
-    runtime, headers = asyncio.run(_seeded_runtime(settings))
-    try:
-        yield Target(create_app(runtime=runtime), headers)
-    finally:
-        asyncio.run(databases.drop_pg_database(name))
+    with tempfile.TemporaryDirectory() as directory:
+        settings = Settings(
+            database_url=databases.pg_url(name),
+            db_role_prefix=databases.ROLE_PREFIX,
+            jwt_secret="s" * 48,
+            data_dir=directory,
+        )
+        runtime, headers = asyncio.run(_seeded_runtime(settings))
+        try:
+            yield Target(create_app(runtime=runtime), headers)
+        finally:
+            asyncio.run(databases.drop_pg_database(name))
 
 
 @schema.parametrize()

@@ -1,5 +1,7 @@
 """Lean routes: the hottest reads served by plain Starlette routes placed ahead of FastAPI's.
 
+The cached character read and the spatial index reads (nearest, window, radius, path) use them.
+
 FastAPI's per-route machinery (dependency resolution, two exit stacks, its telemetry and
 response wrappers) cost as much per request as everything a cached read does (ADR 0006). A lean
 route runs the same checks in the same order without it: its handler calls `current_actor`,
@@ -11,12 +13,12 @@ so errors are the same problem+json answers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
@@ -60,6 +62,37 @@ def path_id(request: Request, name: str) -> int:
         raise RequestValidationError(
             [{**error, "loc": ("path", name, *error["loc"])} for error in exc.errors()]
         ) from None
+
+
+Q = TypeVar("Q", bound=BaseModel)
+
+
+def query_model(request: Request, model: type[Q], *, lists: Collection[str] = ()) -> Q:
+    """The query string validated into `model`, as FastAPI validates query parameters.
+
+    A name in `lists` takes every value given (absent when none is); any other name its last
+    value. Raises RequestValidationError (422 problem+json), located at ("query", name).
+    """
+    params = request.query_params
+    data: dict[str, Any] = {}
+    for name in model.model_fields:
+        if name in lists:
+            values = params.getlist(name)
+            if values:
+                data[name] = values
+        elif name in params:
+            data[name] = params[name]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
+        ) from None
+
+
+def json_response(model: BaseModel) -> Response:
+    """`model` as a JSON answer, serialised once by pydantic."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def lean_route(path: str, endpoint: LeanEndpoint, *, documented_as: str) -> Route:

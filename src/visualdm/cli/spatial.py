@@ -32,7 +32,7 @@ def snapshot_cmd(
         path = out or spatial_of(runtime).snapshot_path
         snapshot.write(path, snap)
         await spatial_of(runtime).stop()
-        return path, len(snap.entities)
+        return path, len(snap.columns)
 
     path, count = run(go)
     console.print(f"wrote {count} entities to {path}")
@@ -45,10 +45,10 @@ def restore_cmd(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -
     async def go(runtime: Runtime) -> tuple[Path, int]:
         snap = snapshot.read(file)
         sync = spatial_of(runtime)
-        sync.world.load(snap.entities)
+        sync.world.load_columns(snap.columns)
         snapshot.write(sync.snapshot_path, snap)
         await sync.stop()
-        return sync.snapshot_path, len(snap.entities)
+        return sync.snapshot_path, len(snap.columns)
 
     path, count = run(go)
     console.print(f"restored {count} entities into {path}")

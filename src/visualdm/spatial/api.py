@@ -6,29 +6,35 @@ import asyncio
 import contextlib
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Response, WebSocket, status
-from pydantic import Field
+from starlette.requests import Request
 from starlette.websockets import WebSocketDisconnect
 
-from visualdm.api.deps import CurrentActor, RuntimeDep, UoW
+from visualdm.access.principals import UserActor
+from visualdm.api.deps import CurrentActor, RuntimeDep, UoW, current_actor, runtime_of
+from visualdm.api.lean import json_response, lean_route, query_model
 from visualdm.api.limits import EntityId
 from visualdm.auth.service import principal_from_token
 from visualdm.errors import DomainError, RuleViolation
 from visualdm.ownership import SPATIAL_WS_AUTH_TIMEOUT
 from visualdm.runtime import Runtime
 from visualdm.spatial import queries, service
-from visualdm.spatial.index import Box
+from visualdm.spatial.index import Box, Placed
 from visualdm.spatial.schemas import (
     EntityList,
     EntityRead,
     MoveResult,
+    NearestQuery,
+    PathQuery,
     PathResult,
+    QueryKind,
+    WindowOrRadiusQuery,
     WorldEntityCreate,
     WorldEntityUpdate,
 )
 from visualdm.spatial.sync import world_of
 from visualdm.spatial.world import Subscription, World, live_message
-from visualdm.storable import NUL_FREE
 
 router = APIRouter(prefix="/v1/world", tags=["world"])
 
@@ -39,8 +45,7 @@ async def get_world(runtime: RuntimeDep) -> World:
 
 
 WorldDep = Annotated[World, Depends(get_world)]
-Kind = Annotated[str, Field(max_length=32, pattern=NUL_FREE)]
-Kinds = Annotated[list[Kind] | None, Query(max_length=20)]
+Kinds = Annotated[list[QueryKind] | None, Query(max_length=20)]
 
 
 @router.get("/entities")
@@ -58,12 +63,22 @@ async def search_entities(
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> EntityList:
     """Entities in a window (`min_x..max_y`) or within `r` of (`x`, `y`), with their count."""
-    window = (min_x, min_y, max_x, max_y)
-    if all(v is not None for v in window) and x is None and y is None and r is None:
-        box = (float(min_x or 0), float(min_y or 0), float(max_x or 0), float(max_y or 0))
-        return queries.search_window(world, actor=actor, box=box, kinds=kind, limit=limit)
-    if x is not None and y is not None and r is not None and all(v is None for v in window):
-        return queries.search_radius(world, actor=actor, x=x, y=y, r=r, kinds=kind, limit=limit)
+    # Served by the lean route below; this declaration documents it.
+    q = WindowOrRadiusQuery(
+        min_x=min_x, min_y=min_y, max_x=max_x, max_y=max_y, x=x, y=y, r=r, kind=kind, limit=limit
+    )
+    return _search(world, actor, q)
+
+
+def _search(world: World, actor: UserActor, q: WindowOrRadiusQuery) -> EntityList:
+    window = (q.min_x, q.min_y, q.max_x, q.max_y)
+    if all(v is not None for v in window) and q.x is None and q.y is None and q.r is None:
+        box = (float(q.min_x or 0), float(q.min_y or 0), float(q.max_x or 0), float(q.max_y or 0))
+        return queries.search_window(world, actor=actor, box=box, kinds=q.kind, limit=q.limit)
+    if q.x is not None and q.y is not None and q.r is not None and all(v is None for v in window):
+        return queries.search_radius(
+            world, actor=actor, x=q.x, y=q.y, r=q.r, kinds=q.kind, limit=q.limit
+        )
     raise RuleViolation("give either min_x, min_y, max_x and max_y, or x, y and r")
 
 
@@ -110,6 +125,7 @@ async def nearest(
     max_distance: float | None = None,
 ) -> EntityList:
     """The k entities nearest to (x, y), nearest first, with their distances."""
+    # Served by the lean route below; this declaration documents it.
     return queries.nearest(world, actor=actor, x=x, y=y, k=k, kinds=kind, max_distance=max_distance)
 
 
@@ -124,7 +140,80 @@ async def path(
     ignore: Kinds = None,
 ) -> PathResult:
     """The entities the segment (x0, y0)-(x1, y1) crosses, and whether it has line of sight."""
+    # Served by the lean route below; this declaration documents it.
     return queries.trace_path(world, actor=actor, start=(x0, y0), end=(x1, y1), ignore=ignore)
+
+
+# --- the index reads, lean (api/lean.py) ----------------------------------------------------
+# Pure in-memory reads: no unit of work, no dependency tree. The same checks run in the same
+# order as on the documented routes: the world, authentication with the rate limit (one gate
+# call), the query string, then the Spatial Management permission in `queries`.
+
+
+async def _lean_search(request: Request) -> Response:
+    world = await world_of(runtime_of(request))
+    actor = await current_actor(request)
+    q = query_model(request, WindowOrRadiusQuery, lists=("kind",))
+    return json_response(_search(world, actor, q))
+
+
+async def _lean_nearest(request: Request) -> Response:
+    world = await world_of(runtime_of(request))
+    actor = await current_actor(request)
+    q = query_model(request, NearestQuery, lists=("kind",))
+    found = queries.nearest_found(
+        world, actor=actor, x=q.x, y=q.y, k=q.k, kinds=q.kind, max_distance=q.max_distance
+    )
+    return Response(_nearest_json(found), media_type="application/json")
+
+
+def _nearest_json(found: list[tuple[Placed, float]]) -> bytes:
+    """The JSON of `EntityList` for a nearest answer, encoded straight from the index entries.
+
+    The entries were checked when they entered the index, so there is nothing to validate;
+    building and serialising ten pydantic views cost more than the search. The shape is
+    EntityList's (pinned against it by tests/api/test_world_lean.py).
+    """
+    items = [
+        {
+            "key": e.key,
+            "kind": e.kind,
+            "x": e.x,
+            "y": e.y,
+            "width": e.width,
+            "height": e.height,
+            "is_solid": e.is_solid,
+            "updated_at": e.at,
+            "name": None,
+            "distance": d,
+        }
+        for e, d in found
+    ]
+    return orjson.dumps({"items": items, "count": len(items), "truncated": False}, option=_UTC_Z)
+
+
+_UTC_Z = orjson.OPT_UTC_Z  # "Z" for UTC, as pydantic writes it
+
+
+async def _lean_path(request: Request) -> Response:
+    world = await world_of(runtime_of(request))
+    actor = await current_actor(request)
+    q = query_model(request, PathQuery, lists=("ignore",))
+    traced = queries.trace_path(
+        world, actor=actor, start=(q.x0, q.y0), end=(q.x1, q.y1), ignore=q.ignore
+    )
+    return json_response(traced)
+
+
+LEAN_ROUTES = tuple(
+    lean_route(path, endpoint, documented_as=path)
+    for path, endpoint in (
+        ("/v1/world/entities", _lean_search),
+        ("/v1/world/nearest", _lean_nearest),
+        ("/v1/world/path", _lean_path),
+    )
+)
+"""Plain Starlette routes for the index reads, installed ahead of FastAPI's routers."""
 
 
 # --- live updates over WebSocket ------------------------------------------------------------

@@ -94,6 +94,32 @@ def count_window(world: World, *, actor: Actor, box: Box, kinds: list[str] | Non
     return search_window(world, actor=actor, box=box, kinds=kinds, limit=1).count
 
 
+def nearest_found(
+    world: World,
+    *,
+    actor: Actor,
+    x: float,
+    y: float,
+    k: int,
+    kinds: list[str] | None = None,
+    max_distance: float | None = None,
+) -> list[tuple[Placed, float]]:
+    """Up to `k` entities nearest to (x, y), nearest first, with their distances.
+
+    Raises PermissionDenied, or RuleViolation for a bad point, k or max_distance.
+    """
+    check_may_read(actor)
+    check_finite(x=x, y=y)
+    if not 1 <= k <= SPATIAL_NEAREST_MAX_K:
+        raise RuleViolation(f"k must be between 1 and {SPATIAL_NEAREST_MAX_K}", k=k)
+    if max_distance is not None:
+        check_finite(max_distance=max_distance)
+        if max_distance < 0:
+            raise RuleViolation("max_distance cannot be negative", max_distance=max_distance)
+    found = world.index.nearest(x, y, k, kinds=_kinds(kinds), max_distance=max_distance)
+    return [(e, point_box_distance(x, y, e.box)) for e in found]
+
+
 def nearest(
     world: World,
     *,
@@ -104,17 +130,9 @@ def nearest(
     kinds: list[str] | None = None,
     max_distance: float | None = None,
 ) -> EntityList:
-    """Up to `k` entities nearest to (x, y), nearest first, each with its distance."""
-    check_may_read(actor)
-    check_finite(x=x, y=y)
-    if not 1 <= k <= SPATIAL_NEAREST_MAX_K:
-        raise RuleViolation(f"k must be between 1 and {SPATIAL_NEAREST_MAX_K}", k=k)
-    if max_distance is not None:
-        check_finite(max_distance=max_distance)
-        if max_distance < 0:
-            raise RuleViolation("max_distance cannot be negative", max_distance=max_distance)
-    found = world.index.nearest(x, y, k, kinds=_kinds(kinds), max_distance=max_distance)
-    items = [EntityRead.of(e, distance=point_box_distance(x, y, e.box)) for e in found]
+    """`nearest_found` as the EntityList view."""
+    found = nearest_found(world, actor=actor, x=x, y=y, k=k, kinds=kinds, max_distance=max_distance)
+    items = [EntityRead.of(e, distance=d) for e, d in found]
     return EntityList(items=items, count=len(items))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from visualdm.characters.models import Character
 from visualdm.errors import NotFound
+from visualdm.ownership import SPATIAL_REBUILD_BATCH
 from visualdm.spatial.models import WorldEntity
 
 ENTITY = "world_entity"
@@ -30,6 +31,32 @@ async def get(session: AsyncSession, entity_id: int, *, fresh: bool = False) -> 
 async def all_entities(session: AsyncSession) -> Sequence[WorldEntity]:
     """Every world entity, by id."""
     return (await session.scalars(select(WorldEntity).order_by(WorldEntity.id))).all()
+
+
+EntityRow = tuple[int, str, float, float, float, float, bool, datetime]
+
+
+async def entity_rows(session: AsyncSession) -> AsyncIterator[Sequence[EntityRow]]:
+    """Every world entity's (id, kind, x, y, width, height, is_solid, position_updated_at), by id.
+
+    One query, streamed in batches of plain rows, never ORM objects: what a rebuild reads. On
+    PostgreSQL the rows come straight from asyncpg's cursor, in the unit of work's transaction
+    (so under its module role); per-row result processing cost more than the query itself.
+    """
+    e = WorldEntity
+    stmt = select(e.id, e.kind, e.x, e.y, e.width, e.height, e.is_solid, e.position_updated_at)
+    stmt = stmt.order_by(e.id)
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        cursor = await raw.cursor(str(stmt.compile(dialect=connection.dialect)))
+        while rows := await cursor.fetch(SPATIAL_REBUILD_BATCH):
+            yield rows
+        return
+    result = await session.stream(stmt.execution_options(yield_per=SPATIAL_REBUILD_BATCH))
+    async for part in result.partitions():
+        yield part
 
 
 async def update_if_newer(

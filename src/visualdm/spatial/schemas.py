@@ -12,6 +12,8 @@ from visualdm.storable import NUL_FREE, UtcTime
 
 Kind = Annotated[str, Field(min_length=1, max_length=32, pattern=NUL_FREE)]
 EntityName = Annotated[str, Field(max_length=100, pattern=NUL_FREE)]
+QueryKind = Annotated[str, Field(max_length=32, pattern=NUL_FREE)]
+"""A kind named in a query filter: text that could name stored data (no NUL)."""
 
 
 class _Strict(BaseModel):
@@ -63,7 +65,7 @@ class EntityRead(BaseModel):
         cls, placed: Placed, *, name: str | None = None, distance: float | None = None
     ) -> EntityRead:
         """The view of an indexed entity."""
-        return cls(
+        return cls(  # model_construct is slower: it runs in Python, validation in Rust
             key=placed.key,
             kind=placed.kind,
             x=placed.x,
@@ -117,3 +119,42 @@ class RebuildReport(BaseModel):
     entities: int
     characters: int
     skipped: dict[str, str] = Field(default_factory=dict)
+
+
+# --- query strings of the index reads (validated as FastAPI validates the documented routes) --
+
+_Kinds = Field(default=None, max_length=20)
+
+
+class WindowOrRadiusQuery(BaseModel):
+    """`GET /v1/world/entities`: a window (`min_x..max_y`) or a circle (`x`, `y`, `r`)."""
+
+    min_x: float | None = None
+    min_y: float | None = None
+    max_x: float | None = None
+    max_y: float | None = None
+    x: float | None = None
+    y: float | None = None
+    r: float | None = None
+    kind: list[QueryKind] | None = _Kinds
+    limit: int | None = Field(default=None, ge=1)
+
+
+class NearestQuery(BaseModel):
+    """`GET /v1/world/nearest`."""
+
+    x: float
+    y: float
+    k: int = Field(default=1, ge=1)
+    kind: list[QueryKind] | None = _Kinds
+    max_distance: float | None = None
+
+
+class PathQuery(BaseModel):
+    """`GET /v1/world/path`."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    ignore: list[QueryKind] | None = _Kinds

@@ -8,8 +8,11 @@ Queries live in queries.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+
+import numpy as np
 
 from visualdm.access.policy import authorize
 from visualdm.access.principals import Actor
@@ -21,6 +24,7 @@ from visualdm.events.bus import DomainEvent
 from visualdm.ownership import Action, Module, Resource
 from visualdm.spatial import repository as repo
 from visualdm.spatial.collisions import resolve
+from visualdm.spatial.columns import Columns
 from visualdm.spatial.index import Placed, check_finite, check_placed, entity_key
 from visualdm.spatial.models import WorldEntity
 from visualdm.spatial.schemas import (
@@ -204,41 +208,51 @@ async def delete_entity(uow: UnitOfWork, world: World, *, actor: Actor, entity_i
         _after_change(uow, world, before, DomainEvent(REMOVED, ENTITY, entity_id, now, payload))
 
 
-async def load_placed(uow: UnitOfWork, *, actor: Actor) -> tuple[list[Placed], RebuildReport]:
-    """Read every world entity and live character position the index should hold."""
+async def load_columns(uow: UnitOfWork, *, actor: Actor) -> tuple[Columns, RebuildReport]:
+    """Read every world entity and live character position the index should hold, as columns."""
+    rows: list[Sequence[Any]] = []
     async with uow.acting_as(MANAGEMENT):
         authorize(actor, MANAGEMENT, Resource.SPATIAL_INDEX, Action.READ)
         authorize(actor, MANAGEMENT, Resource.CHARACTER_POSITION, Action.READ)
-        rows = await repo.all_entities(uow.session)
+        async for part in repo.entity_rows(uow.session):
+            rows.extend(part)
         chars = await repo.character_positions(uow.session)
-    placed = [placed_of(r) for r in rows]
-    report = RebuildReport(entities=len(placed), characters=0)
+    report = RebuildReport(entities=len(rows), characters=0)
+    # One list per column (a transpose in C), not one tuple per row.
+    columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] or [[] for _ in range(8)]
+    ids, kinds, xs, ys, ws, hs, solid, ats = columns
+    keys = [entity_key(i) for i in ids]
     for cid, x, y, at in chars:
         if x is not None and y is not None and at is not None:
-            placed.append(character_placed(cid, x, y, at))
+            c = character_placed(cid, x, y, at)
+            for column, value in zip(
+                (keys, kinds, xs, ys, ws, hs, solid, ats),
+                (c.key, c.kind, c.x, c.y, c.width, c.height, c.is_solid, c.at),
+                strict=True,
+            ):
+                column.append(value)
             report.characters += 1
-    return placed, report
+    return Columns.of_lists(keys, kinds, xs, ys, ws, hs, solid, ats), report
 
 
 async def rebuild(uow: UnitOfWork, world: World, *, actor: Actor) -> RebuildReport:
-    """Regenerate the index from world_entities and live character positions.
+    """Regenerate the index from world_entities and live character positions, in bulk.
 
     Entries the index cannot hold (a character outside the world bounds) are left out and listed.
     """
-    placed, report = await load_placed(uow, actor=actor)
-    kept: list[Placed] = []
-    for entry in placed:
+    columns, report = await load_columns(uow, actor=actor)
+    refused = columns.refused(world.bounds)
+    for i in np.flatnonzero(refused).tolist():
+        entry = columns.row(i)
         try:
             check_placed(world.bounds, entry)
         except RuleViolation as exc:
             report.skipped[entry.key] = exc.message
-            if entry.kind == "character":
-                report.characters -= 1
-            else:
-                report.entities -= 1
-            continue
-        kept.append(entry)
-    world.load(kept)
+        if entry.kind == "character":
+            report.characters -= 1
+        else:
+            report.entities -= 1
+    world.load_columns(columns.take(~refused))
     return report
 
 

@@ -1,7 +1,8 @@
 """Keeps this process's spatial world in step: start-up load, local events, the Redis stream.
 
-At start the world loads the latest snapshot (else rebuilds from the database) and replays the
-stream from the snapshot's stream id; if entries after it were trimmed, it rebuilds instead.
+At start the world loads the latest snapshot (else rebuilds from the database in bulk) and replays
+the stream from the snapshot's stream id; if entries after it were trimmed, it rebuilds instead.
+A started world writes its snapshot periodically and when it stops (ADR 0009).
 Committed local changes (character moves, world entity changes) are forwarded to the stream;
 other processes' entries are applied with last-writer-wins (spec 3.3, 5.1, 5.3).
 """
@@ -26,6 +27,7 @@ from visualdm.ownership import (
 )
 from visualdm.runtime import Runtime
 from visualdm.spatial import service, snapshot
+from visualdm.spatial.columns import Columns
 from visualdm.spatial.world import (
     CHARACTER_DELETED,
     CHARACTER_MOVED,
@@ -62,9 +64,12 @@ class SpatialSync:
         self._started = False
         self._lock = asyncio.Lock()
         self._snapshots: asyncio.Task[None] | None = None
+        self._written = -1  # world.changes when the snapshot file was last written
 
     async def ensure_started(self, *, background: bool = False) -> World:
         """Load the world and start following changes (once); returns the world."""
+        if self._started and (not background or self._snapshots is not None):
+            return self.world  # the path of every request once started: no lock to take
         async with self._lock:
             if not self._started:
                 await self._load()
@@ -95,7 +100,7 @@ class SpatialSync:
             log.warning("stream trimmed past the snapshot; rebuilding")
             snap = None
         if snap is not None and (self.stream is None or snap.stream_id is not None):
-            self.world.load(snap.entities)
+            self.world.load_columns(snap.columns)
             start_id = snap.stream_id
         else:
             await self.rebuild()
@@ -113,8 +118,29 @@ class SpatialSync:
     def current_snapshot(self) -> snapshot.Snapshot:
         """The world as a snapshot, with the last stream entry it has applied."""
         return snapshot.Snapshot(
-            self.world.index.snapshot(), self.stream.last_id if self.stream else None
+            Columns.of_placed(list(self.world.index)), self.stream.last_id if self.stream else None
         )
+
+    async def write_snapshot(self) -> None:
+        """Write the world's snapshot file unless nothing changed since the last one.
+
+        Only the entity list is taken on the event loop (the entities are immutable); the
+        columns, the encoding and the write run on a worker thread.
+        """
+        changes = self.world.changes
+        if changes == self._written:
+            return
+        entities = list(self.world.index)
+        mark = self.stream.last_id if self.stream else None
+
+        def write() -> None:
+            snapshot.write(self.snapshot_path, snapshot.Snapshot(Columns.of_placed(entities), mark))
+
+        try:
+            await asyncio.to_thread(write)
+            self._written = changes
+        except OSError:
+            log.exception("spatial snapshot failed", path=str(self.snapshot_path))
 
     async def _local(self, event: DomainEvent) -> None:
         if event.name in (CHARACTER_MOVED, CHARACTER_DELETED, CHARACTER_RESTORED):
@@ -126,20 +152,12 @@ class SpatialSync:
         self.world.apply_many(events)
 
     async def _snapshot_loop(self) -> None:
-        written = -1
         while True:
             await asyncio.sleep(SPATIAL_SNAPSHOT_INTERVAL.total_seconds())
-            if self.world.changes != written:
-                written = self.world.changes
-                try:
-                    await asyncio.to_thread(
-                        snapshot.write, self.snapshot_path, self.current_snapshot()
-                    )
-                except OSError:
-                    log.exception("spatial snapshot failed", path=str(self.snapshot_path))
+            await self.write_snapshot()
 
     async def stop(self) -> None:
-        """Stop following changes."""
+        """Stop following changes; a world that was started leaves its snapshot behind."""
         if self._snapshots is not None:
             self._snapshots.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -148,6 +166,9 @@ class SpatialSync:
         if self.stream is not None:
             await self.stream.stop()
             await self.stream.redis.aclose()
+        # After the stream stopped, so the snapshot's stream id matches what the world holds.
+        if self._started:
+            await self.write_snapshot()
 
 
 def spatial_of(runtime: Runtime) -> SpatialSync:

@@ -17,6 +17,7 @@ from visualdm.errors import RuleViolation
 from visualdm.events.bus import DomainEvent
 from visualdm.ownership import SPATIAL_CHARACTER_SIZE, SPATIAL_WS_QUEUE_MAX
 from visualdm.settings import Settings
+from visualdm.spatial.columns import Columns
 from visualdm.spatial.index import (
     Bounds,
     Box,
@@ -158,6 +159,12 @@ class World:
     def load(self, entities: list[Placed]) -> None:
         """Replace the index content (rebuild, restore) and drop every cached query."""
         self.index.load(entities)
+        self.tiles.clear()
+        self.changes += 1
+
+    def load_columns(self, columns: Columns) -> None:
+        """`load` from columns (a snapshot, a bulk rebuild); RuleViolation if a row is refused."""
+        self.index.load_columns(columns)
         self.tiles.clear()
         self.changes += 1
 
