@@ -138,3 +138,52 @@ async def test_racing_deletes_delete_once(arena: Arena, kind: str) -> None:
     statuses = _statuses(responses)
     assert statuses[204] == 1, statuses
     assert set(statuses) <= {204, 404, 409}
+
+
+async def _assignment(arena: Arena) -> tuple[str, str]:
+    quest = await arena.client.post(
+        "/v1/quests",
+        json={"title": "Rats", "status": "available", "objectives": [{"id": "rats", "target": 9}]},
+        headers=arena.gm.headers,
+    )
+    assert quest.status_code == 201, quest.text
+    hero = await arena.client.post(
+        "/v1/characters", json={"name": "Hero", "race": "elf"}, headers=arena.gm.headers
+    )
+    url = f"/v1/quests/{quest.json()['id']}/assignments"
+    given = await arena.client.post(
+        url, json={"character_id": hero.json()["id"]}, headers=arena.gm.headers
+    )
+    assert given.status_code == 201, given.text
+    return url, f"{url}/{hero.json()['id']}"
+
+
+async def test_racing_progress_updates_of_one_assignment_never_fail(arena: Arena) -> None:
+    listing, url = await _assignment(arena)
+    responses = await arena.at_once(
+        *(
+            arena.client.patch(url, json={"progress": {"rats": n}}, headers=arena.gm.headers)
+            for n in range(1, RACERS + 1)
+        )
+    )
+    statuses = _statuses(responses)
+    assert set(statuses) <= {200, 409}, statuses
+    assert statuses[200] >= 1
+    stored = (await arena.client.get(listing, headers=arena.gm.headers)).json()[0]
+    assert stored["version"] == 1 + statuses[200]  # each success stored exactly once
+    winners = {r.json()["progress"]["rats"] for r in responses if r.status_code == 200}
+    assert stored["progress"]["rats"] in winners
+
+
+async def test_racing_closes_of_one_assignment_close_it_once(arena: Arena) -> None:
+    listing, url = await _assignment(arena)
+    closes = ["failed", "abandoned"] * (RACERS // 2)
+    responses = await arena.at_once(
+        *(arena.client.patch(url, json={"status": s}, headers=arena.gm.headers) for s in closes)
+    )
+    statuses = _statuses(responses)
+    assert statuses[200] == 1, statuses
+    assert set(statuses) <= {200, 409}
+    stored = (await arena.client.get(listing, headers=arena.gm.headers)).json()[0]
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    assert stored["status"] == winner["status"]
