@@ -187,3 +187,17 @@ async def test_racing_closes_of_one_assignment_close_it_once(arena: Arena) -> No
     stored = (await arena.client.get(listing, headers=arena.gm.headers)).json()[0]
     winner = next(r.json() for r in responses if r.status_code == 200)
     assert stored["status"] == winner["status"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_racing_restores_restore_once(arena: Arena, kind: str) -> None:
+    url = await arena.make(kind)
+    assert (await arena.client.delete(url, headers=arena.gm.headers)).status_code == 204
+    responses = await arena.at_once(
+        *(arena.client.post(f"{url}/restore", headers=arena.gm.headers) for _ in range(RACERS))
+    )
+    statuses = _statuses(responses)
+    assert statuses[200] == 1, statuses
+    assert set(statuses) <= {200, 404, 409}
+    after = await arena.client.get(url, headers=arena.gm.headers)
+    assert after.json()["version"] == 3  # created, deleted, restored: once each

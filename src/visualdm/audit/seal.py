@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from visualdm.audit.chain import GENESIS, Linked, parsed_link_hash, stored_link_hash
 from visualdm.audit.models import FORM_PARSED, AuditChainHead, AuditEntry
-from visualdm.db.unit_of_work import UnitOfWork
+from visualdm.db.unit_of_work import OpenUow, UnitOfWork
 from visualdm.ownership import AUDIT_SEAL_BATCH, AUDIT_SEAL_BOUND, AUDIT_SEAL_INTERVAL
+from visualdm.periodic import repeat
 
 log = structlog.get_logger(__name__)
 
@@ -32,8 +31,6 @@ SEAL_LOCK_KEY = 7425011
 
 _LOG: Table = AuditEntry.__table__  # type: ignore[assignment]
 _HEAD: Table = AuditChainHead.__table__  # type: ignore[assignment]
-
-OpenUow = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
 
 
 def _link(prev: str, seq: int, entry: Linked, changes_text: str, form: int) -> str:
@@ -98,7 +95,9 @@ class Sealer:
     def start(self) -> None:
         """Start sealing in the background (once)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="audit-sealer")
+            self._task = asyncio.create_task(
+                repeat(self._seal, AUDIT_SEAL_INTERVAL, what="audit sealing"), name="audit-sealer"
+            )
 
     async def stop(self) -> None:
         """Stop the loop, then seal what is left, so a clean shutdown leaves nothing behind."""
@@ -112,13 +111,8 @@ class Sealer:
         except Exception:  # the database may already be gone; the next sealer picks them up
             log.warning("final audit sealing failed", exc_info=True)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await seal_all(self.open_uow)
-            except Exception:
-                log.warning("audit sealing failed; retrying", exc_info=True)
-            await asyncio.sleep(AUDIT_SEAL_INTERVAL.total_seconds())
+    async def _seal(self) -> None:
+        await seal_all(self.open_uow)
 
 
 @dataclass(frozen=True)

@@ -67,16 +67,20 @@ def to_read(row: Character | Row[Any] | Mapping[str, Any]) -> CharacterRead:
         assert isinstance(row, Character)
         data = {c: getattr(row, c) for c in CharacterRead.model_fields if hasattr(row, c)}
         x, y, at = row.x, row.y, row.position_updated_at
-    data["position"] = (
-        Position(x=x, y=y, updated_at=at)
-        if x is not None and y is not None and at is not None
-        else None
-    )
+    data["position"] = _position(x, y, at)
     return CharacterRead.model_validate(data)
 
 
-def _snapshot(row: Character) -> dict[str, Any]:
-    return to_read(row).model_dump(mode="json", exclude={"position"})
+def _position(x: float | None, y: float | None, at: datetime | None) -> Position | None:
+    """The stored position, or None while the character has never been placed."""
+    if x is None or y is None or at is None:
+        return None
+    return Position(x=x, y=y, updated_at=at)
+
+
+def _snapshot(value: CharacterRead) -> dict[str, Any]:
+    """What the audit log records of a character: every field but its position."""
+    return value.model_dump(mode="json", exclude={"position"})
 
 
 def _after_write(
@@ -117,9 +121,10 @@ async def create_character(
         )
         if not await inserted(uow.session, row):
             raise RuleViolation(f"owner {owner_id} is not an existing user", owner_id=owner_id)
-        snapshot = _snapshot(row)
+        value = to_read(row)
+        snapshot = _snapshot(value)
         audit.record_created(uow, actor=actor, entity=ENTITY, entity_id=row.id, values=snapshot)
-        return _after_write(uow, to_read(row), "character.created", snapshot)
+        return _after_write(uow, value, "character.created", snapshot)
 
 
 async def get_character(uow: UnitOfWork, *, actor: Actor, character_id: int) -> CharacterRead:
@@ -203,7 +208,7 @@ async def update_character(
                     # The client's version is the condition: a racer means a conflict.
                     raise await stale(uow, Character, ENTITY, character_id)
                 return None
-            changed = {k: {"old": row[k], "new": v} for k, v in given.items() if row[k] != v}
+            changed = audit.diff({k: row[k] for k in given}, given)
             return to_read({**row, **values, "version": version}), changed
 
         read, changed = await retry_on_conflict(uow, Character, ENTITY, character_id, attempt)
@@ -228,30 +233,7 @@ async def grant_xp(
     """Add `amount` XP (levelling up as earned), retrying version conflicts up to the limit."""
     if amount <= 0:
         raise RuleViolation("XP grants must be positive", amount=amount)
-    async with uow.acting_as(MANAGEMENT):
-
-        async def attempt(lock: bool) -> tuple[Character, dict[str, Any]] | None:
-            row = await repo.get_live(uow.session, character_id, fresh=True, lock=lock)
-            authorize(actor, MANAGEMENT, Resource.CHARACTER, Action.UPDATE, owner_id=row.owner_id)
-            before = {"xp": row.xp, "level": row.level}
-            xp = row.xp + amount
-            now = uow.clock.now()
-            values = {
-                "xp": xp,
-                "level": max(row.level, level_for_xp(xp)),
-                "updated_at": now,
-                "last_active_at": now,
-            }
-            _check_within_columns(values)
-            if not await update_versioned(uow, row, values):
-                return None
-            return row, audit.diff(before, {"xp": row.xp, "level": row.level})
-
-        row, changed = await retry_on_conflict(uow, Character, ENTITY, character_id, attempt)
-        audit.record(
-            uow, actor=actor, action="update", entity=ENTITY, entity_id=row.id, changes=changed
-        )
-        return _after_write(uow, to_read(row), "character.updated", changed)
+    return await grant_rewards(uow, actor=actor, character_id=character_id, xp=amount)
 
 
 async def delete_character(uow: UnitOfWork, *, actor: Actor, character_id: int) -> None:
@@ -271,7 +253,7 @@ async def delete_character(uow: UnitOfWork, *, actor: Actor, character_id: int) 
             action="delete",
             entity=ENTITY,
             entity_id=row.id,
-            changes={"record": _snapshot(row), "soft": True},
+            changes={"record": _snapshot(to_read(row)), "soft": True},
         )
         cache.evict(uow, Domain.CHARACTER, row.id, tags=tags_of(row.id), version=row.version)
         uow.publish(DomainEvent("character.deleted", ENTITY, row.id, uow.clock.now()))
@@ -323,14 +305,10 @@ async def set_position(
         owner_id = await repo.owner_of_live(uow, character_id)
         authorize(actor, MANAGEMENT, Resource.CHARACTER_POSITION, Action.UPDATE, owner_id=owner_id)
         if not await repo.move_if_newer(uow, character_id, x=x, y=y, at=at):
-            cx, cy, cat = await repo.position_of(uow, character_id)
-            current = (
-                Position(x=cx, y=cy, updated_at=cat)
-                if cx is not None and cy is not None and cat is not None
-                else None
-            )
             return PositionResult(
-                applied=False, reason="a newer position is already stored", position=current
+                applied=False,
+                reason="a newer position is already stored",
+                position=_position(*await repo.position_of(uow, character_id)),
             )
         audit.record(
             uow,
@@ -347,7 +325,7 @@ async def set_position(
                 "character.moved",
                 ENTITY,
                 character_id,
-                uow.clock.now(),
+                now,
                 {"x": x, "y": y, "at": at.isoformat()},
             )
         )

@@ -91,25 +91,26 @@ class Database:
                 max_overflow=self.reader_pool_size,
                 isolation_level="AUTOCOMMIT",
             )
-            role = self.set_role_sql(module)
+            role = self.set_role_sql(module, local=False)
             if role is not None:
-                session_role = role.replace("SET LOCAL ROLE", "SET ROLE", 1)
 
                 @event.listens_for(found.sync_engine, "connect")
                 def _as_module(dbapi_conn: Any, _record: Any) -> None:
                     cursor = dbapi_conn.cursor()
-                    cursor.execute(session_role)
+                    cursor.execute(role)
                     cursor.close()
 
             self._readers[module] = found
         return found
 
-    def set_role_sql(self, module: Module) -> str | None:
-        """The statement that puts a transaction under `module`'s role; None without roles."""
+    def set_role_sql(self, module: Module, *, local: bool = True) -> str | None:
+        """The statement that puts a transaction (`local`) or a whole connection under
+        `module`'s role; None without roles."""
         if self.role_prefix is None:
             return None
+        scope = "LOCAL " if local else ""
         # Role names come from the Module enum and a configured prefix, never from input.
-        return f'SET LOCAL ROLE "{role_name(self.role_prefix, module)}"'
+        return f'SET {scope}ROLE "{role_name(self.role_prefix, module)}"'
 
     @property
     def dialect(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,8 @@ log = structlog.get_logger(__name__)
 
 AfterCommit = Callable[[], Awaitable[None]]
 BeforeCommit = Callable[["UnitOfWork"], Awaitable[None]]
+OpenUow = Callable[[], AbstractAsyncContextManager["UnitOfWork"]]
+"""Opens one unit of work (one transaction): jobs and background loops open one per batch."""
 
 
 @dataclass
@@ -86,13 +88,9 @@ class UnitOfWork:
         conn = await self.db.engine.connect()
         try:
             await conn.begin()
-            self._has_connection = True
-            if self.db.role_prefix is not None:
-                self._roles = conn.sync_connection.info[ROLE_STATE] = RoleState()  # type: ignore[union-attr]
-                sql = None if self.module is None else self.db.set_role_sql(self.module)
-                if sql is not None:
-                    await conn.exec_driver_sql(sql)
-                    self._roles.current = self.module
+            sql = self._began(conn.sync_connection.info)  # type: ignore[union-attr]
+            if sql is not None:
+                await conn.exec_driver_sql(sql)
         except BaseException:
             await conn.close()
             raise
@@ -130,18 +128,25 @@ class UnitOfWork:
 
     def _connected(self, connection: Any) -> None:
         """Session hook: the transaction took its connection; give it the current module's role."""
-        self._has_connection = True
-        if self.db.role_prefix is None:
-            return
-        self._roles = connection.info[ROLE_STATE] = RoleState()
-        sql = None if self.module is None else self.db.set_role_sql(self.module)
+        sql = self._began(connection.info)
         if sql is not None:
             connection.exec_driver_sql(sql)
-            self._roles.current = self.module
+
+    def _began(self, info: dict[Any, Any]) -> str | None:
+        """Note that the transaction began on a connection whose `info` is given; returns the
+        statement that gives it the current module's role (None when there is none to take)."""
+        self._has_connection = True
+        if self.db.role_prefix is None:
+            return None
+        self._roles = info[ROLE_STATE] = RoleState()
+        if self.module is None:
+            return None
+        self._roles.current = self.module
+        return self.db.set_role_sql(self.module)
 
     async def read_one(self, statement: Executable, params: Any = None) -> Row[Any] | None:
-        """The first row of a read (see `read_all`)."""
-        rows = await self._read(statement, params, first=True)
+        """The first row of a read of at most one row (see `read_all`)."""
+        rows = await self.read_all(statement, params)
         return rows[0] if rows else None
 
     async def read_all(self, statement: Executable, params: Any = None) -> Sequence[Row[Any]]:
@@ -151,15 +156,11 @@ class UnitOfWork:
         autocommit reader (db/engine.py): one round trip. Otherwise it runs in the transaction,
         which also sees the unit's own uncommitted changes.
         """
-        return await self._read(statement, params, first=False)
-
-    async def _read(self, statement: Executable, params: Any, *, first: bool) -> Sequence[Row[Any]]:
         module = self.module
         if module is None or self.in_transaction or self.db.dialect != "postgresql":
-            result = await self.execute(statement, params)
-            return _rows(result, first=first)
+            return (await self.execute(statement, params)).all()
         async with self.db.reader(module).connect() as connection:
-            return _rows(await connection.execute(statement, params), first=first)
+            return (await connection.execute(statement, params)).all()
 
     def append_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Queue `rows` for `table`, inserted just before commit with the others queued."""
@@ -197,7 +198,7 @@ class UnitOfWork:
         # Before the first statement there is no connection to set: _connected() applies the
         # role when one is taken, so a request served from the cache costs no database trip.
         roles = self._roles
-        if roles is None or not self._has_connection:
+        if roles is None:  # no connection yet (or no roles): _began() applies the module
             return
         if module is None:
             # Owed, not paid: the next statement resets first (db/engine.py), if one comes.
@@ -251,13 +252,6 @@ class UnitOfWork:
                 return
         if self.outbox is not None and self._staged:
             self.outbox.acknowledge(self._staged)
-
-
-def _rows(result: Result[Any], *, first: bool) -> Sequence[Row[Any]]:
-    if first:
-        row = result.first()
-        return [] if row is None else [row]
-    return result.all()
 
 
 @asynccontextmanager

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,9 +32,10 @@ from visualdm.ownership import (
     OUTBOX_GRACE,
     OUTBOX_RELAY_INTERVAL,
 )
+from visualdm.periodic import repeat
 
 if TYPE_CHECKING:
-    from visualdm.db.unit_of_work import UnitOfWork
+    from visualdm.db.unit_of_work import OpenUow, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -113,9 +113,6 @@ class TagInvalidator(Protocol):
     """What the relay needs of the cache."""
 
     async def invalidate_tags(self, tags: Sequence[str]) -> None: ...
-
-
-OpenUow = Callable[[], AbstractAsyncContextManager["UnitOfWork"]]
 
 
 class Outbox:
@@ -196,7 +193,10 @@ class Outbox:
         if not self._tasks:
             self._tasks = [
                 asyncio.create_task(self._ack_loop(), name="outbox-ack"),
-                asyncio.create_task(self._relay_loop(), name="outbox-relay"),
+                asyncio.create_task(
+                    repeat(self.recover, OUTBOX_RELAY_INTERVAL, what="outbox relay"),
+                    name="outbox-relay",
+                ),
             ]
 
     async def stop(self) -> None:
@@ -222,11 +222,3 @@ class Outbox:
                 await self.flush_acknowledged()
             except Exception:
                 log.warning("outbox acknowledgement failed; the relay will catch up", exc_info=True)
-
-    async def _relay_loop(self) -> None:
-        while True:
-            try:
-                await self.recover()
-            except Exception:
-                log.warning("outbox relay failed; retrying", exc_info=True)
-            await asyncio.sleep(OUTBOX_RELAY_INTERVAL.total_seconds())

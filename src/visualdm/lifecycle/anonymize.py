@@ -14,7 +14,8 @@ from sqlalchemy import ColumnElement, func, select
 from visualdm.audit import service as audit
 from visualdm.auth.token_store import TokenStore
 from visualdm.cache import hooks as cache
-from visualdm.lifecycle.base import LIFECYCLE, JobReport, NoProgress, OpenUow, Progress
+from visualdm.db.unit_of_work import OpenUow
+from visualdm.lifecycle.base import LIFECYCLE, JobReport, NoProgress, Progress
 from visualdm.lifecycle.personal import erase_personal_audit
 from visualdm.ownership import LIFECYCLE_BATCH_SIZE, Domain, Module, policy
 from visualdm.users.models import User

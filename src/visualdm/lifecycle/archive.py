@@ -25,10 +25,10 @@ from visualdm.characters import service as characters
 from visualdm.characters.models import Character
 from visualdm.db.idset import IdSet
 from visualdm.db.types import UTCDateTime
-from visualdm.db.unit_of_work import UnitOfWork
+from visualdm.db.unit_of_work import OpenUow, UnitOfWork
 from visualdm.errors import NotFound
 from visualdm.factions.models import CharacterFaction
-from visualdm.lifecycle.base import LIFECYCLE, JobReport, NoProgress, OpenUow, Progress
+from visualdm.lifecycle.base import LIFECYCLE, JobReport, NoProgress, Progress
 from visualdm.lifecycle.coldstore import ColdStore, CorruptArchive
 from visualdm.lifecycle.models import ArchiveBatch, ArchivedRecord
 from visualdm.ownership import LIFECYCLE_BATCH_SIZE, Domain, Module, policy

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from visualdm.access.principals import SystemActor
-from visualdm.db.unit_of_work import UnitOfWork
 
 LIFECYCLE = SystemActor("lifecycle")
 """Who the jobs act as; each job runs as the owner module of the domain it changes."""
-
-OpenUow = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
-"""Opens one unit of work (one transaction); the runner provides it, jobs open one per batch."""
 
 
 class Progress(Protocol):

@@ -20,10 +20,10 @@ from visualdm.cache import hooks as cache
 from visualdm.characters import service as characters
 from visualdm.characters.models import Character
 from visualdm.db.idset import IdSet
-from visualdm.db.unit_of_work import UnitOfWork
+from visualdm.db.unit_of_work import OpenUow, UnitOfWork
 from visualdm.factions import service as factions
 from visualdm.factions.models import CharacterFaction, Faction, FactionRelation
-from visualdm.lifecycle.base import LIFECYCLE, JobReport, NoProgress, OpenUow, Progress
+from visualdm.lifecycle.base import LIFECYCLE, JobReport, NoProgress, Progress
 from visualdm.lifecycle.personal import erase_personal_audit
 from visualdm.ownership import LIFECYCLE_BATCH_SIZE, Domain, Module, policy, retention
 from visualdm.quests import service as quests

@@ -18,9 +18,8 @@ from visualdm.access.policy import authorize
 from visualdm.access.principals import Actor, SystemActor, UserActor
 from visualdm.audit import service as audit
 from visualdm.characters import service as characters
-from visualdm.db.unit_of_work import UnitOfWork
+from visualdm.db.unit_of_work import OpenUow, UnitOfWork
 from visualdm.errors import DomainError, NotFound
-from visualdm.lifecycle.base import OpenUow
 from visualdm.ownership import (
     ASSIGNMENT_QUEUE_BATCH,
     ASSIGNMENT_QUEUE_SCAN,
