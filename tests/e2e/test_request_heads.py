@@ -11,8 +11,6 @@ import select
 import socket
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,10 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.servers import CLI, cli, free_port, stop, wait_ready
 from visualdm.ownership import MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_HEADERS
 
-CLI = [sys.executable, "-c", "from visualdm.cli import main; main()"]
-STARTUP_TIMEOUT = 120.0  # imports alone take seconds on a loaded 2-core machine
 MB = 1024 * 1024
 CHUNK = 64 * 1024
 
@@ -41,13 +38,6 @@ class Server:
         return int(count)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`visualdm serve` on the embedded database, as `make run` starts it."""
@@ -58,9 +48,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "VDM_DATA_DIR": str(tmp),
         "VDM_SCHEDULER": "false",
     }
-    done = subprocess.run([*CLI, "db", "upgrade"], env=env, capture_output=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    port = _free_port()
+    cli(env, "db", "upgrade")
+    port = free_port()
     log = tmp / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -70,26 +59,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited early:\n{log.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_ready(f"http://127.0.0.1:{port}", proc, log)
         yield Server(port, tmp)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop([proc])
 
 
 @dataclass
